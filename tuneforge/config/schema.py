@@ -1,0 +1,162 @@
+"""The one typed config, nested by concern: model, data, method, stage, train, output.
+
+Field names follow Hugging Face / TRL where an equivalent exists. Unknown keys are rejected
+(``extra="forbid"``); `tuneforge.config.load` turns pydantic's errors into one-line messages
+with a did-you-mean. ``method`` and ``stage`` are tagged unions over their registries: each
+method or stage module defines its own ``Config`` model selected by ``name``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tuneforge.methods import METHODS
+from tuneforge.stages import STAGES
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Section):
+    name_or_path: str = Field(
+        description="An HF model folder, a hub id (where a hub is reachable), a .gguf file, or "
+        "'package:PKG/FILE.gguf' for a GGUF file shipped inside an installed Python package."
+    )
+    gguf_file: str | None = Field(
+        None, description="File name of the GGUF inside `name_or_path` when that is a folder."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "float32", description="Weights dtype for training; 'auto' uses the checkpoint's dtype."
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(False, description="Allow model code from the hub.")
+    attn_implementation: str | None = Field(
+        None, description="Attention backend passed to transformers ('eager', 'sdpa', ...)."
+    )
+
+
+class DatasetConfig(Section):
+    path: str | None = Field(
+        None,
+        description="A JSON/JSONL/CSV/Parquet/TXT file, a folder of them, or a `datasets` hub name.",
+    )
+    name: str | None = Field(
+        None, description="An entry of `data.dataset_registry` (format and columns come from it)."
+    )
+    format: str | None = Field(
+        None,
+        description="Row format: alpaca, sharegpt, openai, text. Default: from the registry "
+        "entry, else 'text' for .txt files and 'alpaca' otherwise.",
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Map of the format's field names to this file's column names, "
+        "e.g. {instruction: question, output: answer}.",
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="sharegpt role tags: role_tag, content_tag, user_tag, assistant_tag, "
+        "system_tag, function_tag, observation_tag.",
+    )
+    split: str = Field("train", description="Split to read from a hub dataset.")
+    subset: str | None = Field(None, description="Hub dataset configuration name.")
+    weight: float = Field(
+        1.0,
+        gt=0,
+        description="Mixing weight: this dataset contributes round(weight x its size) samples "
+        "(below 1 subsamples, above 1 repeats).",
+    )
+    max_samples: int | None = Field(None, gt=0, description="Keep at most this many rows.")
+
+    @model_validator(mode="after")
+    def _path_or_name(self) -> DatasetConfig:
+        if (self.path is None) == (self.name is None):
+            raise ValueError("give exactly one of `path` (a file or folder) or `name` (a registry entry)")
+        return self
+
+
+class DataConfig(Section):
+    datasets: list[DatasetConfig] = Field(description="Sources to train on, mixed by weight.")
+    eval_datasets: list[DatasetConfig] = Field(
+        default_factory=list, description="Sources for evaluation (instead of a split)."
+    )
+    dataset_registry: str | None = Field(
+        None,
+        description="A dataset registry file (LLaMA-Factory's dataset_info.json works as is); "
+        "relative paths inside it resolve against its folder.",
+    )
+    template: str = Field(
+        "auto",
+        description="Chat template: 'auto' uses the tokenizer's own; or a named one "
+        "(chatml, llama3, qwen, default).",
+    )
+    max_length: int = Field(1024, gt=0, description="Tokens per sample after rendering.")
+    train_on_prompt: bool = Field(False, description="Train on every token, prompts included.")
+    mask_history: bool = Field(False, description="Train only the last assistant turn.")
+    eval_split: float = Field(
+        0.0,
+        ge=0,
+        description="Held-out share (0 < x < 1) or count (x >= 1) of samples for eval loss.",
+    )
+    max_samples: int | None = Field(None, gt=0, description="Keep at most this many samples in all.")
+    seed: int = Field(42, description="Seed for mixing, shuffling and the eval split.")
+    cache_dir: str | None = Field(
+        None, description="Where tokenized data is cached. Default: $TUNEFORGE_CACHE or ~/.cache/tuneforge."
+    )
+
+
+MethodConfig = Annotated[Union[tuple(m.Config for m in METHODS.modules())], Field(discriminator="name")]
+StageConfig = Annotated[Union[tuple(s.Config for s in STAGES.modules())], Field(discriminator="name")]
+
+
+class TrainConfig(Section):
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    num_train_epochs: float = Field(1.0, gt=0, description="Epochs (ignored when max_steps > 0).")
+    max_steps: int = Field(-1, description="Optimizer steps; -1 means use num_train_epochs.")
+    per_device_train_batch_size: int = Field(4, gt=0, description="Samples per step per device.")
+    per_device_eval_batch_size: int = Field(8, gt=0, description="Samples per eval step.")
+    gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
+    lr_scheduler_type: str = Field("cosine", description="HF scheduler name (linear, cosine, constant, ...).")
+    warmup_ratio: float = Field(0.0, ge=0, le=1, description="Share of steps for linear warm-up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 disables).")
+    optim: str = Field("adamw_torch", description="HF optimizer name.")
+    seed: int = Field(42, description="Seed for model init, dropout and data order.")
+    logging_steps: int = Field(5, gt=0, description="Log the loss every N steps.")
+    save_steps: int = Field(100, gt=0, description="Write a checkpoint every N steps.")
+    save_total_limit: int | None = Field(2, description="Keep at most this many checkpoints.")
+    eval_steps: int | None = Field(None, description="Evaluate every N steps (default: save_steps).")
+    bf16: bool = Field(False, description="bfloat16 autocast (CPUs with AVX512-BF16, recent GPUs).")
+    fp16: bool = Field(False, description="float16 autocast (GPUs).")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    resume_from_checkpoint: str | None = Field(
+        None, description="'auto' resumes from the latest complete checkpoint; or a checkpoint path."
+    )
+    report_to: list[str] = Field(
+        default_factory=lambda: ["tensorboard"], description="Loggers: tensorboard, wandb, none."
+    )
+    dataloader_num_workers: int = Field(0, ge=0, description="Data loader worker processes.")
+
+
+class OutputConfig(Section):
+    dir: str = Field("runs/latest", description="Run folder: checkpoints, adapter or model, logs, manifest.")
+    overwrite: bool = Field(
+        False, description="Allow training into a folder that already holds a finished run."
+    )
+    plot_loss: bool = Field(True, description="Write loss.png at the end.")
+
+
+class Config(Section):
+    model: ModelConfig
+    data: DataConfig
+    method: MethodConfig = Field(
+        default_factory=lambda: METHODS.get("lora").Config(), description="Tuning method; see `tuneforge ls methods`."
+    )
+    stage: StageConfig = Field(
+        default_factory=lambda: STAGES.get("sft").Config(), description="Training stage: sft, pt."
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)

@@ -1,0 +1,1 @@
+"""Data: sources -> format converters -> Conversation/Document -> renderer -> ids + labels."""

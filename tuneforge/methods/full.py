@@ -1,0 +1,24 @@
+"""`full`: every parameter trains."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from tuneforge.methods._base import MethodConfig
+
+DESCRIPTION = "Full fine-tuning: every parameter trains."
+SUPPORTS = {"quantized_base": False, "merge": False}
+
+
+class Config(MethodConfig):
+    name: Literal["full"] = "full"
+
+
+def load_kwargs(cfg: Config) -> dict:
+    return {}
+
+
+def apply(model, cfg: Config):
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
