@@ -49,7 +49,7 @@ class DatasetConfig(Section):
     format: str | None = Field(
         None,
         description="Row format: alpaca, sharegpt, openai, text. Default: from the registry "
-        "entry, else 'text' for .txt files and 'alpaca' otherwise.",
+        "entry, else 'text' for .txt files or document stages (pt), and 'alpaca' otherwise.",
     )
     columns: dict[str, str] = Field(
         default_factory=dict,
@@ -120,7 +120,8 @@ class TrainConfig(Section):
     per_device_eval_batch_size: int = Field(8, gt=0, description="Samples per eval step.")
     gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
     lr_scheduler_type: str = Field("cosine", description="HF scheduler name (linear, cosine, constant, ...).")
-    warmup_ratio: float = Field(0.0, ge=0, le=1, description="Share of steps for linear warm-up.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps for linear warm-up.")
+    warmup_steps: int = Field(0, ge=0, description="Steps of linear warm-up (overrides warmup_ratio when > 0).")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 disables).")
     optim: str = Field("adamw_torch", description="HF optimizer name.")
@@ -149,6 +150,16 @@ class OutputConfig(Section):
     plot_loss: bool = Field(True, description="Write loss.png at the end.")
 
 
+class CompareConfig(Section):
+    prompts: str | None = Field(
+        None,
+        description="JSONL of {prompt, answer?}: answered by the base model before training and by "
+        "the trained model after, printed side by side and saved as compare.md (answers are scored).",
+    )
+    max_new_tokens: int = Field(64, gt=0, description="Tokens generated per answer.")
+    system: str | None = Field(None, description="System message put before each prompt.")
+
+
 class Config(Section):
     model: ModelConfig
     data: DataConfig
@@ -160,3 +171,4 @@ class Config(Section):
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)

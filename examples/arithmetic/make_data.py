@@ -1,0 +1,89 @@
+"""Write the two-digit arithmetic data set used by examples/arithmetic/arithmetic.yaml.
+
+    python examples/arithmetic/make_data.py --out examples/arithmetic/data
+
+DIR/train.jsonl holds alpaca rows ({"instruction", "input", "output"}) whose questions use varied
+phrasings and whose answers are short and always end with the result ("47 + 38 = 85");
+DIR/test.jsonl holds held-out {"prompt", "answer"} rows ("What is 23 - 71?" -> "-48") for the
+before/after comparison. Operands are 10-99, the operator is + or -, results may be negative, and no
+(operand, operator, operand) triple appears in both files. The output depends only on the arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+LOW, HIGH = 10, 99
+OPS = ("+", "-")
+WORDS = {"+": "plus", "-": "minus"}
+TRAIN_PHRASINGS = (
+    "What is {a} {op} {b}?",
+    "Calculate {a} {op} {b}.",
+    "Compute {a} {op} {b}.",
+    "What does {a} {op} {b} equal?",
+    "{a} {op} {b} = ?",
+    "Work out {a} {op} {b}.",
+    "Solve: {a} {op} {b}",
+    "What is {a} {word} {b}?",
+)
+TEST_PHRASING = "What is {a} {op} {b}?"
+
+
+def all_triples() -> list[tuple[int, str, int]]:
+    return [(a, op, b) for a in range(LOW, HIGH + 1) for op in OPS for b in range(LOW, HIGH + 1)]
+
+
+def result(a: int, op: str, b: int) -> int:
+    return a + b if op == "+" else a - b
+
+
+def train_row(rng: random.Random, a: int, op: str, b: int) -> dict:
+    question = rng.choice(TRAIN_PHRASINGS).format(a=a, op=op, b=b, word=WORDS[op])
+    return {"instruction": question, "input": "", "output": f"{a} {op} {b} = {result(a, op, b)}"}
+
+
+def test_row(a: int, op: str, b: int) -> dict:
+    return {"prompt": TEST_PHRASING.format(a=a, op=op, b=b), "answer": str(result(a, op, b))}
+
+
+def make(n_train: int, n_test: int, seed: int) -> tuple[list[dict], list[dict]]:
+    triples = all_triples()
+    if n_train < 0 or n_test < 0 or n_train + n_test > len(triples):
+        raise ValueError(f"--train + --test must be between 0 and {len(triples)} (distinct questions)")
+    rng = random.Random(seed)
+    picked = rng.sample(triples, n_train + n_test)
+    train = [train_row(rng, *t) for t in picked[:n_train]]
+    test = [test_row(*t) for t in picked[n_train:]]
+    return train, test
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path, help="folder for train.jsonl and test.jsonl")
+    parser.add_argument("--train", type=int, default=400, help="training rows (default 400)")
+    parser.add_argument("--test", type=int, default=50, help="held-out test rows (default 50)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    args = parser.parse_args(argv)
+    try:
+        train, test = make(args.train, args.test, args.seed)
+    except ValueError as e:
+        parser.error(str(e))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(args.out / "train.jsonl", train)
+    write_jsonl(args.out / "test.jsonl", test)
+    print(
+        f"wrote {len(train)} rows to {args.out / 'train.jsonl'} and {len(test)} to {args.out / 'test.jsonl'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,333 @@
+"""The contract every tuning method keeps, run for each registered method on both tiny models:
+only the intended parameters train (and as many as the method's formula says), forward/backward
+are finite, a few optimizer steps lower the loss on a memorisation batch, save + reload gives the
+same logits, merging gives the adapter's logits, and disabling an adapter gives the base's.
+
+Adding a method = one file in tuneforge/methods + a row in ROWS below + one line in docs/methods.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import bitsandbytes as bnb
+import pytest
+import torch
+from pydantic import ValidationError
+from torch import nn
+from transformers import AutoModelForCausalLM
+
+from tuneforge.config.schema import ModelConfig
+from tuneforge.errors import ConfigError, TrainingError
+from tuneforge.methods import METHODS
+from tuneforge.methods._lora_common import LoraFields
+from tuneforge.models.load import load_model
+from tuneforge.models.merge import merge_adapter
+from tuneforge.models.wrap import count_parameters, wrap
+
+pytestmark = pytest.mark.filterwarnings("ignore:MatMul8bitLt")
+
+LORA = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
+
+
+def lora_count(plain: nn.Module, r: int = LORA["r"]) -> int:
+    """LoRA on all linear layers but the head: r * (in + out) per layer (A is r x in, B is out x r)."""
+    head = plain.get_output_embeddings()
+    return sum(
+        r * (m.in_features + m.out_features)
+        for m in plain.modules()
+        if isinstance(m, nn.Linear) and m is not head
+    )
+
+
+def last_layer_count(plain: nn.Module) -> int:
+    return sum(p.numel() for p in plain.model.layers[-1].parameters())
+
+
+def all_count(plain: nn.Module) -> int:
+    return sum(p.numel() for p in plain.parameters())  # tied embeddings/head counted once
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    method: str
+    config: dict
+    adapter: bool  # apply returns a PEFT model (adapter saved on its own, can be disabled)
+    trains: Callable[[str, int], bool]  # (parameter name, number of decoder layers) -> should it train
+    count: Callable[[nn.Module], int]  # expected trainable parameters, from the plain float base
+    lr: float
+    merge_atol: float | None = None
+
+
+def only_lora(name: str, layers: int) -> bool:
+    return "lora_" in name
+
+
+def only_last_layer(name: str, layers: int) -> bool:
+    return f".layers.{layers - 1}." in name
+
+
+# fmt: off
+ROWS = [
+    Row("full", "full", {}, adapter=False, trains=lambda n, layers: True, count=all_count, lr=3e-3),
+    Row("freeze", "freeze", {"trainable_layers": 1}, adapter=False, trains=only_last_layer, count=last_layer_count,
+        lr=3e-3),
+    # merge tolerance: float32 reassociation only, (W + s*B@A) x versus W x + s*B(A x)
+    Row("lora", "lora", LORA, adapter=True, trains=only_lora, count=lora_count, lr=1e-2, merge_atol=1e-5),
+    # the 4-bit forward dequantizes W and runs a float32 matmul; merging dequantizes the same W with
+    # bitsandbytes, so again only summation order differs (4-bit quantization itself moves these
+    # logits by ~1.3e-1, so a merge into the original float base would fail by far)
+    Row("qlora-4bit", "qlora", {**LORA, "bits": 4}, adapter=True, trains=only_lora, count=lora_count, lr=1e-2,
+        merge_atol=1e-5),
+    # LLM.int8 also quantizes the activations of every matmul (inputs cast to float16, rows scaled
+    # to int8), which moves these logits by up to ~1e-2; the merged float model has no such noise
+    Row("qlora-8bit", "qlora", {**LORA, "bits": 8}, adapter=True, trains=only_lora, count=lora_count, lr=1e-2,
+        merge_atol=3e-2),
+]
+# fmt: on
+ADAPTER_ROWS = [r for r in ROWS if r.adapter]
+MERGE_ROWS = [r for r in ROWS if METHODS.get(r.method).SUPPORTS["merge"]]
+LORA_METHODS = [n for n in METHODS.names() if issubclass(METHODS.get(n).Config, LoraFields)]
+
+
+def by_id(rows: list[Row]):
+    return pytest.mark.parametrize("row", rows, ids=[r.id for r in rows])
+
+
+def method_cfg(row: Row):
+    return METHODS.get(row.method).Config(**row.config)
+
+
+def load(row: Row, model_dir) -> nn.Module:
+    return load_model(ModelConfig(name_or_path=str(model_dir)), method_cfg(row))
+
+
+def wrapped(row: Row, model_dir) -> nn.Module:
+    return wrap(load(row, model_dir), method_cfg(row))
+
+
+@pytest.fixture(scope="module")
+def batch(tokenizer) -> dict:
+    texts = [
+        "The forge hums: tuneforge trains tiny models quickly.",
+        "Seven is a prime number, and so is 13.",
+    ]
+    ids = [tokenizer(t)["input_ids"] for t in texts]
+    n = min(len(i) for i in ids)
+    input_ids = torch.tensor([i[:n] for i in ids])
+    return {"input_ids": input_ids, "labels": input_ids.clone()}
+
+
+def on(model: nn.Module, batch: dict) -> dict:
+    """The batch on the model's device (qlora places its base on CUDA when there is one)."""
+    return {k: v.to(model.device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def logits(model: nn.Module, batch: dict) -> torch.Tensor:
+    model.eval()
+    return model(input_ids=on(model, batch)["input_ids"]).logits.float().cpu()
+
+
+@torch.no_grad()
+def perturb(model: nn.Module) -> None:
+    """Stand in for training: move every trainable parameter (LoRA's B starts at zero, which would
+    make every adapter check pass trivially)."""
+    gen = torch.Generator().manual_seed(0)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.add_(torch.randn(p.shape, generator=gen).to(p.device, p.dtype) * 0.05)
+
+
+def test_every_registered_method_has_a_row():
+    rows = {r.method for r in ROWS}
+    assert set(METHODS.names()) - rows == set(), "add a row for the new method to ROWS"
+    assert rows - set(METHODS.names()) == set(), "a row names a method that is no longer registered"
+
+
+@by_id(ROWS)
+def test_exactly_the_intended_parameters_train(row, tiny_model_dir):
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    layers = plain.config.num_hidden_layers
+    model = wrapped(row, tiny_model_dir)
+    named = dict(model.named_parameters())
+    wrong = [n for n, p in named.items() if p.requires_grad != row.trains(n, layers)]
+    assert not wrong, f"trainable flag differs from the method's intent for: {wrong[:5]}"
+    trainable, total = count_parameters(model)
+    assert trainable == row.count(plain)
+    # quantized weights count by their logical size, so the total is the float base's (+ adapter)
+    assert total == all_count(plain) + (trainable if row.adapter else 0)
+
+
+@by_id(ROWS)
+def test_forward_backward_is_finite(row, tiny_model_dir, batch):
+    model = wrapped(row, tiny_model_dir)
+    model.train()
+    loss = model(**on(model, batch)).loss
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@by_id(ROWS)
+def test_a_few_steps_lower_the_loss(row, tiny_model_dir, batch):
+    torch.manual_seed(0)
+    model = wrapped(row, tiny_model_dir)
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=row.lr)
+    model.train()
+    losses = []
+    for _ in range(12):
+        loss = model(**on(model, batch)).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad()
+        losses.append(loss.item())
+    # a random tiny model starts near ln(vocab) ~ 10.8; every method here gets >= 0.8 nats lower
+    assert losses[-1] < losses[0] - 0.5, losses
+
+
+@by_id(ROWS)
+def test_save_and_reload_give_identical_logits(row, tiny_model_dir, batch, tmp_path):
+    from peft import PeftModel
+
+    model = wrapped(row, tiny_model_dir)
+    perturb(model)
+    before = logits(model, batch)
+    model.save_pretrained(tmp_path / "saved")
+    if row.adapter:
+        assert not (tmp_path / "saved" / "model.safetensors").exists()  # the adapter only
+        reloaded = PeftModel.from_pretrained(load(row, tiny_model_dir), tmp_path / "saved")
+    else:
+        reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "saved")
+    assert torch.equal(logits(reloaded, batch), before)
+
+
+@by_id(MERGE_ROWS)
+def test_merge_gives_the_adapter_logits(row, tiny_model_dir, batch, tmp_path):
+    model = wrapped(row, tiny_model_dir)
+    perturb(model)
+    adapter_logits = logits(model, batch)
+    merged = merge_adapter(model)
+    assert not hasattr(merged.config, "quantization_config")
+    assert not any(isinstance(m, bnb.nn.Linear4bit | bnb.nn.Linear8bitLt) for m in merged.modules())
+    merged_logits = logits(merged, batch)
+    torch.testing.assert_close(merged_logits, adapter_logits, rtol=0, atol=row.merge_atol)
+    # what export does: save, then plain transformers reads it back unchanged
+    merged.save_pretrained(tmp_path / "merged")
+    assert torch.equal(
+        logits(AutoModelForCausalLM.from_pretrained(tmp_path / "merged"), batch), merged_logits
+    )
+
+
+@by_id(ADAPTER_ROWS)
+def test_disabling_the_adapter_restores_the_base(row, tiny_model_dir, batch):
+    from peft import PeftModel
+
+    base = load(row, tiny_model_dir)
+    base_logits = logits(base, batch)
+    model = wrap(base, method_cfg(row))
+    assert isinstance(model, PeftModel)
+    perturb(model)
+    assert not torch.equal(logits(model, batch), base_logits)  # the adapter does change the outputs
+    with model.disable_adapter():
+        assert torch.equal(logits(model, batch), base_logits)
+
+
+@pytest.mark.parametrize("method", LORA_METHODS)
+@pytest.mark.parametrize(
+    "values, key, message",
+    [
+        ({"r": 0}, "r", "greater than 0"),
+        ({"lora_alpha": -8}, "lora_alpha", "greater than 0"),
+        ({"lora_dropout": 1.0}, "lora_dropout", "less than 1"),
+        ({"bias": "some"}, "bias", "'none', 'all' or 'lora_only'"),
+        ({"target_modules": []}, "target_modules", "at least one module name"),
+    ],
+)
+def test_lora_config_rejects_bad_values(method, values, key, message):
+    with pytest.raises(ValidationError) as err:
+        METHODS.get(method).Config(**values)
+    assert err.value.errors()[0]["loc"][0] == key
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("method", LORA_METHODS)
+def test_unknown_target_module_lists_the_linear_layers(method, tiny_llama_dir):
+    cfg = METHODS.get(method).Config(target_modules=["q_proj", "query"])
+    model = load_model(ModelConfig(name_or_path=str(tiny_llama_dir)), cfg)
+    with pytest.raises(ConfigError, match="'query' matches no linear layer") as err:
+        wrap(model, cfg)
+    for name in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
+        assert name in str(err.value)
+    assert "lm_head" not in str(err.value)
+
+
+def test_unknown_module_to_save_is_rejected(tiny_llama_dir):
+    cfg = METHODS.get("lora").Config(modules_to_save=["head"])
+    with pytest.raises(ConfigError, match="'head' matches no module.*lm_head"):
+        wrap(load_model(ModelConfig(name_or_path=str(tiny_llama_dir)), cfg), cfg)
+
+
+def test_lora_target_list_adapts_only_those_layers(tiny_qwen2_dir):
+    cfg = METHODS.get("lora").Config(r=2, target_modules=["q_proj", "v_proj"])
+    model = wrap(load_model(ModelConfig(name_or_path=str(tiny_qwen2_dir)), cfg), cfg)
+    adapted = {
+        n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad
+    }
+    assert adapted == {"q_proj", "v_proj"}
+
+
+def test_freeze_by_module_pattern(tiny_llama_dir):
+    cfg = METHODS.get("freeze").Config(trainable_modules=["mlp", "norm"])
+    assert cfg.trainable_layers == 0  # giving modules replaces the layer default
+    model = wrap(load_model(ModelConfig(name_or_path=str(tiny_llama_dir)), cfg), cfg)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, _ in model.named_parameters() if ".mlp." in n} | {"model.norm.weight"}
+
+
+def test_freeze_tied_embeddings_train_with_the_head(tiny_llama_dir):
+    cfg = METHODS.get("freeze").Config(trainable_layers=0, train_lm_head=True)
+    model = wrap(load_model(ModelConfig(name_or_path=str(tiny_llama_dir)), cfg), cfg)
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["model.embed_tokens.weight"]
+
+
+@pytest.mark.parametrize(
+    "values, error, message",
+    [
+        (
+            {"trainable_modules": ["attention"]},
+            ConfigError,
+            "'attention' matches no parameter.*self_attn.q_proj",
+        ),
+        ({"trainable_layers": 3}, ConfigError, "trainable_layers=3 but the model has 2 decoder layers"),
+        (
+            {"trainable_layers": 0},
+            TrainingError,
+            "method 'freeze' left no parameter trainable with trainable_layers=0",
+        ),
+    ],
+)
+def test_freeze_rejects_selections_that_do_not_fit(values, error, message, tiny_llama_dir):
+    cfg = METHODS.get("freeze").Config(**values)
+    with pytest.raises(error, match=message):
+        wrap(load_model(ModelConfig(name_or_path=str(tiny_llama_dir)), cfg), cfg)
+
+
+def test_wrap_refuses_a_quantized_base_for_a_method_without_support(tiny_llama_dir):
+    quantized = load_model(ModelConfig(name_or_path=str(tiny_llama_dir)), METHODS.get("qlora").Config())
+    with pytest.raises(ConfigError, match="cannot train a quantized base"):
+        wrap(quantized, METHODS.get("lora").Config())
+
+
+def test_wrap_logs_the_trainable_share(tiny_llama_dir, caplog):
+    plain = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    n, total = last_layer_count(plain), all_count(plain)
+    cfg = METHODS.get("freeze").Config(trainable_layers=1)
+    with caplog.at_level("INFO", logger="tuneforge"):
+        wrap(load_model(ModelConfig(name_or_path=str(tiny_llama_dir)), cfg), cfg)
+    assert f"trainable params: {n:,} of {total:,} ({100 * n / total:.2f}%)" in caplog.text

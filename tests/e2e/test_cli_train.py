@@ -1,0 +1,156 @@
+"""End to end through the CLI on a tiny random Llama: train, inspect, chat, export, and the
+artifacts that plain peft / transformers load with matching logits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.helpers.runs import make_config, run_cli, write_alpaca, write_config
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, tiny_llama_dir):
+    import _pytest.capture  # noqa: F401  (capsys is function-scoped; run main directly here)
+
+    from tuneforge.config import load_config
+    from tuneforge.train import run_training
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    data = write_alpaca(tmp / "train.json")
+    cfg = make_config(tmp, tiny_llama_dir, data)
+    path = write_config(tmp, cfg)
+    run_dir = run_training(load_config(path))
+    return tmp, path, run_dir
+
+
+def test_train_writes_the_run_folder(lora_run):
+    _, _, run_dir = lora_run
+    for name in ["config.yaml", "manifest.json", "adapter/adapter_config.json",
+                 "adapter/adapter_model.safetensors", "tokenizer/tokenizer.json", "chat_template.jinja"]:
+        assert (run_dir / name).is_file(), name
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["method"] == "lora" and manifest["stage"] == "sft"
+    assert manifest["metrics"]["global_step"] == 4
+    assert manifest["data"]["samples"] == 8 and 0 < manifest["data"]["trained_share"] < 1
+    assert manifest["versions"]["transformers"]
+    assert manifest["stop_tokens"] == ["<|im_end|>"]
+    assert len(list(run_dir.glob("checkpoint-*"))) >= 1
+
+
+def test_adapter_loads_in_plain_peft_with_same_logits(lora_run, tiny_llama_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.artifacts import load_run
+
+    _, _, run_dir = lora_run
+    ours = load_run(run_dir).model
+    plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), run_dir / "adapter")
+    plain.eval()
+    x = torch.tensor([[1, 500, 900, 2, 7, 42]])
+    with torch.no_grad():
+        a, b = ours(input_ids=x).logits, plain(input_ids=x).logits
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)(input_ids=x).logits
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, base), "training changed nothing"
+
+
+def test_export_merge_loads_in_plain_transformers(lora_run, capsys):
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.artifacts import load_run
+
+    tmp, _, run_dir = lora_run
+    code, out, err = run_cli(capsys, "export", str(run_dir), "--merge", str(tmp / "merged"), "--no-check-stop")
+    assert code == 0, err
+    assert "reloaded with plain transformers" in out
+    merged = AutoModelForCausalLM.from_pretrained(tmp / "merged")
+    assert "quantization_config" not in merged.config.to_dict()
+    x = torch.tensor([[1, 500, 900, 2, 7, 42]])
+    with torch.no_grad():
+        diff = (merged(input_ids=x).logits - load_run(run_dir).model(input_ids=x).logits).abs().max()
+    assert diff < 1e-4
+    gen = json.loads((tmp / "merged" / "generation_config.json").read_text())
+    assert 2 in (gen["eos_token_id"] if isinstance(gen["eos_token_id"], list) else [gen["eos_token_id"]])
+
+
+def test_chat_one_shot_uses_the_runs_template(lora_run, capsys, tiny_llama_dir):
+    """The one-shot answer equals greedy generation by plain peft + transformers with the run's
+    saved tokenizer and chat template."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, _, run_dir = lora_run
+    code, out, err = run_cli(capsys, "chat", str(run_dir), "--prompt", "What is your name?", "--max-new-tokens", "6")
+    assert code == 0, err
+    tok = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
+    assert tok.chat_template == (run_dir / "chat_template.jinja").read_text()
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), run_dir / "adapter")
+    ids = tok.apply_chat_template([{"role": "user", "content": "What is your name?"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)["input_ids"]
+    gen = model.generate(input_ids=ids, max_new_tokens=6, do_sample=False, eos_token_id=[tok.eos_token_id],
+                         pad_token_id=tok.pad_token_id)
+    expected = tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip()
+    assert out.strip() == expected
+
+
+def test_chat_interactive_streams(lora_run, capsys, monkeypatch):
+    _, _, run_dir = lora_run
+    inputs = iter(["hello", "/reset", "again", "/exit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(inputs))
+    code, out, err = run_cli(capsys, "chat", str(run_dir), "--max-new-tokens", "3")
+    assert code == 0, err
+    assert out.count("model> ") == 2
+
+
+def test_refuses_to_overwrite_a_finished_run(lora_run, capsys):
+    _, path, _ = lora_run
+    code, _, err = run_cli(capsys, "train", str(path))
+    assert code == 2
+    assert "already holds a finished run" in err and "output.overwrite=true" in err
+
+
+def test_data_inspect_marks_trained_tokens(lora_run, capsys):
+    _, path, _ = lora_run
+    code, out, err = run_cli(capsys, "data", "inspect", str(path), "-n", "2", "--color", "never")
+    assert code == 0, err
+    assert "[[" in out and "<|im_end|>]]" in out
+    sample = out.split("--- sample 0")[1]
+    assert "<|im_start|>user" in sample.split("[[")[0]  # the prompt is shown unmarked
+    assert "samples kept: 8" in out and "trained tokens:" in out and "length histogram" in out
+
+
+def test_data_inspect_colour(lora_run, capsys):
+    _, path, _ = lora_run
+    code, out, _ = run_cli(capsys, "data", "inspect", str(path), "-n", "1", "--color", "always")
+    assert code == 0 and "\033[32m" in out
+
+
+def test_full_method_and_pt_stage(tmp_path, tiny_qwen2_dir, capsys):
+    from transformers import AutoModelForCausalLM
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n\n".join(f"Paragraph {i}: the forge heats the metal until it glows." for i in range(12)))
+    cfg = make_config(tmp_path, tiny_qwen2_dir, text, method={"name": "full"}, stage={"name": "pt"})
+    cfg["data"]["datasets"] = [{"path": str(text), "format": "text"}]
+    del cfg["method"]["r"], cfg["method"]["lora_alpha"]
+    code, out, err = run_cli(capsys, "train", str(write_config(tmp_path, cfg)))
+    assert code == 0, err
+    assert "tuneforge chat" in out.strip().splitlines()[-1]
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "model")
+    assert model.config.model_type == "qwen2"
+
+
+def test_train_help_lists_config_keys(capsys):
+    code, out, _ = run_cli(capsys, "train", "--help-config")
+    assert code == 0 and "`train.learning_rate`" in out
+
+
+def test_ls_methods(capsys):
+    code, out, _ = run_cli(capsys, "ls", "methods")
+    assert code == 0
+    for name in ["full", "freeze", "lora", "qlora"]:
+        assert name in out

@@ -1,0 +1,95 @@
+"""Config loading: overrides, unknown keys with did-you-mean, wrong types, every example parses."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from tuneforge.config.load import load_config, parse_override
+from tuneforge.config.reference import reference_text
+from tuneforge.errors import ConfigError
+
+BASE = {
+    "model": {"name_or_path": "some/model"},
+    "data": {"datasets": [{"path": "train.json"}]},
+    "method": {"name": "lora"},
+}
+EXAMPLES = sorted(Path(__file__).parents[2].joinpath("examples").rglob("*.yaml"))
+
+
+def load(*overrides: str, data: dict | None = None):
+    return load_config(None, list(overrides), data=copy.deepcopy(data or BASE))
+
+
+def test_overrides_parse_yaml_values():
+    cfg = load("train.learning_rate=3e-4", "data.datasets.0.weight=2", "train.report_to=[none]", "method.r=16")
+    assert cfg.train.learning_rate == 3e-4
+    assert cfg.data.datasets[0].weight == 2.0
+    assert cfg.train.report_to == ["none"]
+    assert cfg.method.r == 16
+
+
+def test_override_switches_method_and_stage():
+    cfg = load("method.name=full", "stage.name=pt")
+    assert cfg.method.name == "full" and cfg.stage.name == "pt"
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("train.learnig_rate=1", "unknown key train.learnig_rate: did you mean train.learning_rate?"),
+        ("modle.name_or_path=x", "unknown key modle: did you mean model?"),
+        ("data.datasets.0.pth=x", "did you mean data.datasets.0.path?"),
+        ("method.rank=8", "unknown key method.rank"),
+        ("method.name=lorra", "unknown method 'lorra': did you mean 'lora'"),
+        ("stage.name=sfft", "unknown stage 'sfft': did you mean 'sft'"),
+        ("train.learning_rate=abc", "train.learning_rate = 'abc'"),
+        ("train.per_device_train_batch_size=0", "train.per_device_train_batch_size = 0"),
+        ("data.datasets.3.path=x", "data.datasets.3: use a list index between 0 and 0"),
+        ("learning_rate", "is not key=value"),
+    ],
+)
+def test_bad_config_names_the_key(override, expected):
+    with pytest.raises(ConfigError) as err:
+        load(override)
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_required_key():
+    with pytest.raises(ConfigError, match="model is required"):
+        load(data={"data": {"datasets": [{"path": "x"}]}})
+
+
+def test_yaml_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  name_or_path: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml line \d+: invalid YAML"):
+        load_config(bad)
+
+
+def test_parse_override_keeps_strings():
+    assert parse_override("model.name_or_path=a/b") == (["model", "name_or_path"], "a/b")
+    assert parse_override("data.template=") == (["data", "template"], "")
+
+
+def test_reference_lists_fields_with_descriptions():
+    text = reference_text()
+    assert "| `train.learning_rate` | float | 0.0001 | Peak learning rate. |" in text
+    assert "`method.r`" in text and "[lora]" in text
+    assert "`data.datasets[i].columns`" in text
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_config_parses(path):
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# tuneforge "), f"{path} must start with the command that runs it"
+    load_config(path)
+
+
+def test_examples_exist():
+    assert len(EXAMPLES) >= 4

@@ -1,0 +1,83 @@
+"""The data pipeline: mixing by weight, max_samples, eval split, drop counting, and the cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.runs import make_config, write_alpaca
+from tuneforge.config.load import load_config
+from tuneforge.data.templates import resolve_template
+from tuneforge.errors import DataError
+
+ROWS_A = [{"instruction": f"a{i}", "input": "", "output": f"answer a{i}"} for i in range(10)]
+ROWS_B = [{"instruction": f"b{i}", "input": "", "output": f"answer b{i}"} for i in range(4)]
+
+
+def _prepare(tmp_path, tokenizer, model_dir, **data):
+    from tuneforge.data.pipeline import prepare_data
+
+    cfg = make_config(tmp_path, model_dir, write_alpaca(tmp_path / "a.json", ROWS_A))
+    cfg["data"].update(data)
+    config = load_config(None, data=cfg)
+    return prepare_data(config, tokenizer, resolve_template("auto", tokenizer), "conversation")
+
+
+def _sources(tmp_path, weight_b):
+    return [
+        {"path": str(write_alpaca(tmp_path / "a.json", ROWS_A))},
+        {"path": str(write_alpaca(tmp_path / "b.json", ROWS_B)), "weight": weight_b},
+    ]
+
+
+def test_mix_by_weight(tmp_path, tokenizer, tiny_llama_dir):
+    data = _prepare(tmp_path, tokenizer, tiny_llama_dir, datasets=_sources(tmp_path, 2.5))
+    texts = [tokenizer.decode(ids) for ids in data.train["input_ids"]]
+    assert data.stats.samples == 10 + 10  # round(2.5 x 4) = 10 from b
+    assert sum("b" in t.split("user\n")[-1][:2] for t in texts) == 10
+
+
+def test_subsample_and_max_samples(tmp_path, tokenizer, tiny_llama_dir):
+    data = _prepare(tmp_path, tokenizer, tiny_llama_dir, datasets=_sources(tmp_path, 0.5), max_samples=7)
+    assert data.stats.samples == 7
+
+
+def test_eval_split_ratio_and_count(tmp_path, tokenizer, tiny_llama_dir):
+    data = _prepare(tmp_path, tokenizer, tiny_llama_dir, eval_split=0.2)
+    assert (data.stats.samples, data.stats.eval_samples) == (8, 2)
+    data = _prepare(tmp_path, tokenizer, tiny_llama_dir, eval_split=3)
+    assert (len(data.train), len(data.eval)) == (7, 3)
+    with pytest.raises(DataError, match="leaves no training samples"):
+        _prepare(tmp_path, tokenizer, tiny_llama_dir, eval_split=10)
+
+
+def test_second_run_hits_the_cache(tmp_path, tokenizer, tiny_llama_dir, monkeypatch):
+    first = _prepare(tmp_path, tokenizer, tiny_llama_dir)
+    assert not first.cache_hit
+
+    def boom(*args, **kwargs):
+        raise AssertionError("rendered again despite the cache")
+
+    monkeypatch.setattr("tuneforge.data.pipeline.render_conversation", boom)
+    second = _prepare(tmp_path, tokenizer, tiny_llama_dir)
+    assert second.cache_hit and second.fingerprint == first.fingerprint
+    assert second.train["input_ids"] == first.train["input_ids"]
+    assert second.train["labels"] == first.train["labels"]
+
+
+def test_cache_key_changes_with_options_and_data(tmp_path, tokenizer, tiny_llama_dir):
+    a = _prepare(tmp_path, tokenizer, tiny_llama_dir)
+    b = _prepare(tmp_path, tokenizer, tiny_llama_dir, train_on_prompt=True)
+    assert a.fingerprint != b.fingerprint
+    write_alpaca(tmp_path / "a.json", ROWS_A[:-1])
+    from tuneforge.data.pipeline import prepare_data
+
+    cfg = load_config(None, data=make_config(tmp_path, tiny_llama_dir, tmp_path / "a.json"))
+    c = prepare_data(cfg, tokenizer, resolve_template("auto", tokenizer), "conversation")
+    assert c.fingerprint != a.fingerprint and c.stats.samples == 9
+
+
+def test_render_drops_are_counted(tmp_path, tokenizer, tiny_llama_dir):
+    rows = ROWS_A + [{"instruction": "long " * 300, "input": "", "output": "x"}]
+    write_alpaca(tmp_path / "long.json", rows)
+    data = _prepare(tmp_path, tokenizer, tiny_llama_dir, datasets=[{"path": str(tmp_path / "long.json")}])
+    assert data.stats.samples == 10 and sum(data.stats.dropped.values()) == 1

@@ -1,0 +1,5 @@
+"""`python -m tuneforge` = the `tuneforge` command."""
+
+from tuneforge.cli import main
+
+main()

@@ -1,0 +1,152 @@
+"""Step 1 of a run: read the YAML, apply dotted `key=value` overrides, validate.
+
+Errors come back as one-line ConfigErrors that name the key (``train.learning_rate``), what is
+wrong, and the fix; unknown keys get the closest valid name.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from tuneforge.config.schema import Config
+from tuneforge.errors import ConfigError
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not key=value (e.g. train.learning_rate=2e-4)")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"override {text!r} has no key before '='")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_override(data: dict, path: list[str], value: Any) -> None:
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        where = ".".join(path[: i + 1])
+        if isinstance(node, list):
+            node = node[_list_index(part, node, where)]
+            continue
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict | list):
+            raise ConfigError(f"cannot set {'.'.join(path)}: {where} is a value, not a section")
+    last = path[-1]
+    if isinstance(node, list):
+        node[_list_index(last, node, ".".join(path))] = value
+    else:
+        node[last] = value
+
+
+def _list_index(part: str, node: list, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"{where}: use a list index between 0 and {len(node) - 1}")
+    return int(part)
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (model:, data:, ...)")
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple = (), data: dict | None = None) -> Config:
+    """Read a config file (or a dict), apply overrides and return the validated Config."""
+    raw = read_yaml(path) if path is not None else dict(data or {})
+    for text in overrides:
+        apply_override(raw, *parse_override(text))
+    return validate(raw, source=str(path) if path else "config")
+
+
+def validate(raw: dict, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: " + "; ".join(_describe(err, raw) for err in e.errors())) from None
+
+
+def _describe(err: dict, raw: dict) -> str:
+    loc = [p for p in err["loc"] if not _is_union_tag(p)]
+    key = ".".join(str(p) for p in loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        valid = _valid_keys(loc[:-1], raw)
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f"did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?" if close else (
+            f"valid keys here: {', '.join(valid)}"
+        )
+        return f"unknown key {key}: {hint}"
+    if kind == "missing":
+        return f"{key} is required"
+    if kind == "union_tag_invalid":
+        from tuneforge.registry import did_you_mean
+
+        tag, expected = err["ctx"]["tag"], [t.strip(" '") for t in err["ctx"]["expected_tags"].split(",")]
+        return f"{key}.name: unknown {key} {tag!r}: {did_you_mean(tag, expected)}"
+    value = err.get("input")
+    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return f"{key} = {shown}: {err['msg']}"
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic inserts the discriminator value (e.g. 'lora') into error locations of tagged unions
+    from tuneforge.methods import METHODS
+    from tuneforge.stages import STAGES
+
+    return isinstance(part, str) and (part in METHODS or part in STAGES) and part not in Config.model_fields
+
+
+def _valid_keys(loc: list, raw: dict) -> list[str]:
+    """Field names of the model found at `loc` (following tagged unions by their `name`)."""
+    model: type[BaseModel] | None = Config
+    node: Any = raw
+    for part in loc:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        model = _field_model(model, part, node) if model else None
+    return sorted(model.model_fields) if model else []
+
+
+def _field_model(model: type[BaseModel], part: Any, node: Any) -> type[BaseModel] | None:
+    import typing
+
+    if isinstance(part, int):
+        return model  # list element: the list's item model was chosen at the previous step
+    field = model.model_fields.get(str(part))
+    if field is None:
+        return None
+    candidates = [field.annotation]
+    seen: list[type[BaseModel]] = []
+    while candidates:
+        t = candidates.pop()
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            seen.append(t)
+        else:
+            candidates.extend(typing.get_args(t))
+    if len(seen) > 1 and isinstance(node, dict):  # a tagged union: pick by `name`
+        for m in seen:
+            if "name" in m.model_fields and m.model_fields["name"].default == node.get("name"):
+                return m
+    return seen[0] if seen else None

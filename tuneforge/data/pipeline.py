@@ -1,0 +1,193 @@
+"""Step 4 of a run: sources -> samples -> mix -> split -> render -> cache.
+
+``prepare_data`` returns tokenized train/eval sets plus statistics. The result is cached under a
+key that hashes everything that changes it (source contents, formats and columns, template,
+tokenizer, render options, mixing and split settings), so a second run with the same data skips
+loading and tokenisation, and every rank of a distributed run reads the same cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from tuneforge.config.schema import Config, DatasetConfig
+from tuneforge.data.conversation import Conversation, Document, Sample
+from tuneforge.data.dataset_registry import DatasetRegistry
+from tuneforge.data.render import DropSample, Rendered, RenderOptions, render_conversation, render_document
+from tuneforge.data.sources import load_dataset
+from tuneforge.data.templates import Template
+from tuneforge.errors import DataError
+
+RENDER_VERSION = "1"  # bump when the renderer's output for the same input changes
+
+
+@dataclass
+class DataStats:
+    samples: int = 0
+    tokens: int = 0
+    trained_tokens: int = 0
+    lengths: list[int] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    eval_samples: int = 0
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def trained_share(self) -> float:
+        return self.trained_tokens / self.tokens if self.tokens else 0.0
+
+
+@dataclass
+class PreparedData:
+    train: object  # datasets.Dataset with input_ids, labels
+    eval: object | None
+    stats: DataStats
+    fingerprint: str
+    cache_hit: bool
+
+
+def cache_root(cfg: Config) -> Path:
+    root = cfg.data.cache_dir or os.environ.get("TUNEFORGE_CACHE") or Path.home() / ".cache" / "tuneforge"
+    return Path(root) / "data"
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    extra = json.dumps([tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token], sort_keys=True)
+    return hashlib.sha256((text + extra).encode()).hexdigest()[:16]
+
+
+def load_sources(cfg: Config, specs: list[DatasetConfig], sample_kind: str, what: str):
+    registry = DatasetRegistry.from_file(cfg.data.dataset_registry) if cfg.data.dataset_registry else None
+    loaded = []
+    for i, spec in enumerate(specs):
+        loaded.append(load_dataset(spec, index=i, registry=registry, sample_kind=sample_kind, section=what))
+    if not loaded:
+        raise DataError(f"{what} is empty: add at least one dataset (path: FILE, format: alpaca)")
+    return loaded
+
+
+def mix(loaded, seed: int) -> list[Sample]:
+    """Each source contributes round(weight x size) samples: below 1 a random subset, above 1
+    whole repeats plus a random remainder. The mixed list is shuffled with `seed`."""
+    rng = random.Random(seed)
+    out: list[Sample] = []
+    for ds, weight in loaded:
+        n = round(weight * len(ds.samples))
+        whole, rest = divmod(n, len(ds.samples))
+        out.extend(ds.samples * whole)
+        out.extend(rng.sample(ds.samples, rest))
+    rng.shuffle(out)
+    return out
+
+
+def render_all(samples: list[Sample], tokenizer, template: Template | None, opts: RenderOptions, desc: str):
+    rendered: list[Rendered] = []
+    dropped: Counter[str] = Counter()
+    for sample in tqdm(samples, desc=desc, unit="sample", disable=len(samples) < 2000, mininterval=1):
+        try:
+            if isinstance(sample, Document):
+                rendered.extend(render_document(sample, tokenizer, opts))
+            else:
+                assert isinstance(sample, Conversation)
+                rendered.append(render_conversation(sample, tokenizer, template, opts))
+        except DropSample as e:
+            dropped[e.reason] += 1
+    return rendered, dropped
+
+
+def _to_dataset(rendered: list[Rendered]):
+    import datasets
+
+    return datasets.Dataset.from_dict(
+        {"input_ids": [r.input_ids for r in rendered], "labels": [r.labels for r in rendered]}
+    )
+
+
+def _key(cfg: Config, loaded, eval_loaded, tokenizer, template: Template | None, sample_kind: str) -> str:
+    d = cfg.data
+    parts = {
+        "render": RENDER_VERSION,
+        "kind": sample_kind,
+        "sources": [(ds.fingerprint, w) for ds, w in loaded],
+        "eval_sources": [ds.fingerprint for ds in eval_loaded],
+        "template": template.jinja if template else None,
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "opts": [d.max_length, d.train_on_prompt, d.mask_history, d.eval_split, d.max_samples, d.seed],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind: str) -> PreparedData:
+    import datasets
+
+    d = cfg.data
+    loaded = [(ds, spec.weight) for ds, spec in zip(load_sources(cfg, d.datasets, sample_kind, "data.datasets"), d.datasets)]
+    eval_loaded = load_sources(cfg, d.eval_datasets, sample_kind, "data.eval_datasets") if d.eval_datasets else []
+    key = _key(cfg, loaded, eval_loaded, tokenizer, template, sample_kind)
+    folder = cache_root(cfg) / key
+    if (folder / "stats.json").is_file():
+        stats = DataStats(**json.loads((folder / "stats.json").read_text()))
+        train = datasets.load_from_disk(str(folder / "train"))
+        ev = datasets.load_from_disk(str(folder / "eval")) if (folder / "eval").is_dir() else None
+        return PreparedData(train, ev, stats, key, cache_hit=True)
+
+    dropped: Counter[str] = Counter()
+    for ds, _ in loaded:
+        dropped.update(ds.dropped)
+    samples = mix(loaded, d.seed)
+    if d.max_samples:
+        samples = samples[: d.max_samples]
+    eval_samples: list[Sample] = [s for ds in eval_loaded for s in ds.samples]
+    if d.eval_split and not eval_loaded:
+        n_eval = int(d.eval_split) if d.eval_split >= 1 else max(1, round(d.eval_split * len(samples)))
+        if n_eval >= len(samples):
+            raise DataError(
+                f"data.eval_split={d.eval_split} leaves no training samples out of {len(samples)}; lower it"
+            )
+        eval_samples, samples = samples[:n_eval], samples[n_eval:]
+
+    opts = RenderOptions(max_length=d.max_length, train_on_prompt=d.train_on_prompt, mask_history=d.mask_history)
+    rendered, render_dropped = render_all(samples, tokenizer, template, opts, "tokenizing")
+    dropped.update(render_dropped)
+    if not rendered:
+        reasons = ", ".join(f"{r} x{n}" for r, n in dropped.most_common()) or "no rows"
+        raise DataError(f"data.datasets: no usable samples after filtering ({reasons}); check data.max_length and the data")
+    eval_rendered, _ = render_all(eval_samples, tokenizer, template, opts, "tokenizing eval") if eval_samples else ([], None)
+
+    lengths = [len(r.input_ids) for r in rendered]
+    stats = DataStats(
+        samples=len(rendered),
+        tokens=sum(lengths),
+        trained_tokens=sum(sum(1 for x in r.labels if x != -100) for r in rendered),
+        lengths=lengths,
+        dropped=dict(dropped),
+        eval_samples=len(eval_rendered),
+        sources=[ds.label for ds, _ in loaded],
+    )
+    train, ev = _to_dataset(rendered), (_to_dataset(eval_rendered) if eval_rendered else None)
+    _write_cache(folder, train, ev, stats)
+    return PreparedData(train, ev, stats, key, cache_hit=False)
+
+
+def _write_cache(folder: Path, train, ev, stats: DataStats) -> None:
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    train.save_to_disk(str(tmp / "train"))
+    if ev is not None:
+        ev.save_to_disk(str(tmp / "eval"))
+    (tmp / "stats.json").write_text(json.dumps(asdict(stats)))
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process wrote the same key first; theirs is identical
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,330 @@
+"""Step 4 of a run, after the format converters: Conversation / Document -> input_ids + labels.
+
+The only code that tokenizes training data, and so the only code that decides what is trained.
+
+Masking contract (conversations):
+  * By default only assistant turns are trained: what the template renders for the turn after its
+    generation prompt (the content, and the tool calls and reasoning as the template renders them)
+    up to and including the end-of-turn (stop) token, so the model learns to stop. System, user
+    and tool turns, role headers / the generation prompt and whatever the template writes after
+    the stop token (e.g. a newline) are masked with IGNORE_INDEX.
+  * ``train_on_prompt=True`` trains every token (``mask_history`` then has no effect).
+  * ``mask_history=True`` trains only the last assistant turn.
+  * ``Message.train`` overrides both for its message: False never trains it; True trains it (an
+    assistant message its answer as above, any other message its whole rendered turn).
+
+Turns are found the same way for any jinja template: the whole conversation is rendered as text;
+rendering ``messages[:i]`` with the generation prompt marks where assistant turn i starts, rendering
+``messages[:i+1]`` where it ends (the end then moves back to just after its last stop token). Each
+rendering must be a prefix of the whole text; a template that rewrites earlier turns raises a
+ConfigError naming it (a boundary the template itself joins, like Qwen2.5 closing a run of tool
+results only after the last one, is just not used as a place to cut). The text is tokenized once
+(fast tokenizer, offsets, no special tokens added; a bos token is put in front only when the
+tokenizer adds one and the text does not already start with it) and a token is trained when its
+characters overlap a trained range.
+
+Truncation policy (``max_length`` tokens): keep whole turns from the start while they fit (less
+any trailing turns with nothing trained); if the first trained turn does not fit, cut at
+``max_length`` so the start of that answer is still trained; if no trained token is left, raise
+DropSample. Labels are never returned all masked.
+
+Documents (continued pre-training): bos (if the tokenizer adds one) + text + eos, every token
+trained, cut into ``max_length`` pieces; a last piece of one token is dropped (it has no target).
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+
+from jinja2.exceptions import TemplateError
+
+from tuneforge.data.conversation import Conversation, Document, Message, ToolCall
+from tuneforge.data.templates import Template, not_prefix_stable
+from tuneforge.errors import ConfigError, DataError
+
+IGNORE_INDEX = -100
+
+# DropSample reasons: short and fixed, so the pipeline can count dropped samples by reason.
+NOTHING_TO_TRAIN = "no message to train on"
+NO_TRAINED_TOKEN = "no trained token within max_length"
+OPENING_ANSWER = "assistant turn opening the conversation has no generation prompt to start from"
+SHORT_DOCUMENT = "document shorter than 2 tokens"
+TEMPLATE_ERROR = "template error: "  # + the template's own message
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    max_length: int
+    train_on_prompt: bool = False
+    mask_history: bool = False
+
+
+@dataclass
+class Rendered:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE_INDEX where not trained, else the token id
+
+
+class DropSample(Exception):
+    """A sample that cannot be trained on; the pipeline counts it under ``reason`` and goes on."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def template_messages(messages: list[Message]) -> list[dict]:
+    """Messages as the dicts Hugging Face chat templates read (OpenAI shape, tool-call arguments as
+    objects, reasoning as ``reasoning_content``); keys without a value are left out."""
+    out = []
+    for m in messages:
+        d: dict = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            d["tool_calls"] = [_tool_call(tc) for tc in m.tool_calls]
+        if m.reasoning is not None:
+            d["reasoning_content"] = m.reasoning
+        if m.tool_call_id is not None:
+            d["tool_call_id"] = m.tool_call_id
+        if m.name is not None:
+            d["name"] = m.name
+        out.append(d)
+    return out
+
+
+def _tool_call(tc: ToolCall) -> dict:
+    try:  # templates expect an object (Qwen's does `arguments | tojson`); keep bad JSON as text
+        arguments = json.loads(tc.arguments)
+    except ValueError:
+        arguments = tc.arguments
+    call: dict = {"type": "function", "function": {"name": tc.name, "arguments": arguments}}
+    if tc.id is not None:
+        call["id"] = tc.id
+    return call
+
+
+def render_conversation(conv: Conversation, tokenizer, template: Template, opts: RenderOptions) -> Rendered:
+    """Ids and labels for one conversation, following the masking contract and truncation policy."""
+    msgs = conv.messages
+    trained = _trained_flags(msgs, opts)
+    if not any(trained):
+        raise DropSample(NOTHING_TO_TRAIN)
+    tools = conv.tools or None
+    turns = _Turns(template, tokenizer, template_messages(msgs), tools)
+    _check_nothing_lost(template, msgs, tools, turns)
+
+    ids, offsets = _encode(tokenizer, turns.text)
+    labels = _label(ids, offsets, _trained_ranges(template, msgs, trained, turns, opts))
+    if not _any_trained(labels):
+        raise DropSample(NOTHING_TO_TRAIN)
+    if len(ids) > opts.max_length:
+        ids, labels = _truncate(ids, labels, offsets, turns, len(msgs), opts.max_length)
+    return Rendered(ids, labels)
+
+
+def render_document(doc: Document, tokenizer, opts: RenderOptions) -> list[Rendered]:
+    """Continued pre-training: bos (if the tokenizer adds one) + text + eos, all trained, in pieces."""
+    ids = _with_bos(tokenizer, doc.text, list(tokenizer(doc.text, add_special_tokens=False)["input_ids"]))
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    pieces = [ids[i : i + opts.max_length] for i in range(0, len(ids), opts.max_length)]
+    pieces = [p for p in pieces if len(p) >= 2]  # one token alone has no next token to predict
+    if not pieces:
+        raise DropSample(SHORT_DOCUMENT)
+    return [Rendered(p, list(p)) for p in pieces]
+
+
+def render_prompt(
+    messages: list[Message], tokenizer, template: Template, tools: list[dict] | None = None
+) -> list[int]:
+    """Ids for generation: the conversation so far plus the assistant generation prompt, tokenized
+    exactly as the renderer tokenizes training data."""
+    try:
+        text = template.render(tokenizer, template_messages(messages), tools, add_generation_prompt=True)
+    except TemplateError as e:
+        raise DataError(f"chat template {template.name!r} cannot render this conversation: {e}") from e
+    return _with_bos(tokenizer, text, list(tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+
+def _trained_ranges(
+    template: Template, msgs: list[Message], trained: list[bool], turns: _Turns, opts: RenderOptions
+) -> list[tuple[int, int]]:
+    """Character ranges of the text to train, sorted and disjoint."""
+    if opts.train_on_prompt:  # everything, less the turns of messages marked train=False
+        ranges, pos = [], 0
+        for i in (i for i, m in enumerate(msgs) if m.train is False):
+            ranges.append((pos, turns.start(i)))
+            pos = turns.end(i)
+        return [*ranges, (pos, len(turns.text))]
+    ranges = []
+    for i, m in enumerate(msgs):
+        if trained[i] and m.role == "assistant":
+            start = turns.answer_start(i)
+            ranges.append((start, _answer_end(template, turns.text, start, turns.end(i), i)))
+        elif trained[i]:
+            ranges.append((turns.start(i), turns.end(i)))
+    return ranges
+
+
+def _truncate(ids, labels, offsets, turns: _Turns, n_messages: int, max_length: int):
+    """Whole turns up to the last one with a trained token that fit; else cut inside the first answer."""
+    token_starts = [s for s, _ in offsets]
+    cuts = [bisect_left(token_starts, b) for i in range(n_messages) if (b := turns.boundary(i)) is not None]
+    fitting = [t for t in cuts if t <= max_length]
+    trained_at = [k for k in range(1, max(fitting, default=0)) if labels[k] != IGNORE_INDEX]
+    keep = min(t for t in fitting if t > trained_at[-1]) if trained_at else max_length
+    if not _any_trained(labels[:keep]):
+        raise DropSample(NO_TRAINED_TOKEN)
+    return ids[:keep], labels[:keep]
+
+
+def _trained_flags(msgs: list[Message], opts: RenderOptions) -> list[bool]:
+    last = max((i for i, m in enumerate(msgs) if m.role == "assistant"), default=-1)
+    flags = []
+    for i, m in enumerate(msgs):
+        if m.train is not None:
+            flags.append(m.train)
+        elif opts.train_on_prompt:
+            flags.append(True)
+        else:
+            flags.append(m.role == "assistant" and (not opts.mask_history or i == last))
+    return flags
+
+
+def _render(
+    template: Template, tokenizer, dicts: list[dict], tools, add_generation_prompt: bool = False
+) -> str:
+    try:
+        return template.render(tokenizer, dicts, tools, add_generation_prompt)
+    except TemplateError as e:
+        raise DropSample(TEMPLATE_ERROR + str(e.message or e)[:120]) from e
+
+
+class _Turns:
+    """Where each message's turn starts and ends in the rendered text, found by rendering prefixes
+    (only those asked for; each is checked to be a prefix of the whole text)."""
+
+    def __init__(self, template: Template, tokenizer, dicts: list[dict], tools):
+        self.template, self.tokenizer, self.dicts, self.tools = template, tokenizer, dicts, tools
+        self.text = _render(template, tokenizer, dicts, tools)
+        # messages rendered -> length of their text; None where that text is not a prefix
+        self._ends: dict[int, int | None] = {0: 0, len(dicts): len(self.text)}
+
+    def boundary(self, i: int) -> int | None:
+        """Where message i's turn ends, or None where the template joins it to the next one (Qwen2.5
+        closes a run of tool results only after the last): no turn boundary there."""
+        if i + 1 not in self._ends:
+            prefix = _render(self.template, self.tokenizer, self.dicts[: i + 1], self.tools)
+            self._ends[i + 1] = len(prefix) if self.text.startswith(prefix) else None
+        return self._ends[i + 1]
+
+    def end(self, i: int) -> int:
+        end = self.boundary(i)
+        if end is None:
+            raise not_prefix_stable(
+                self.template, f"the first {i + 1} messages render differently once more follow"
+            )
+        return end
+
+    def start(self, i: int) -> int:
+        return self.end(i - 1) if i else 0
+
+    def answer_start(self, i: int) -> int:
+        """Where assistant message i's answer starts: after the generation prompt."""
+        if i == 0:  # nothing before it to render: find the generation prompt inside the turn
+            try:
+                header = self.template.generation_prompt(self.tokenizer)
+            except TemplateError as e:
+                raise DropSample(TEMPLATE_ERROR + str(e.message or e)[:120]) from e
+            pos = self.text.find(header, 0, self.end(0)) if header else -1
+            if pos < 0:
+                raise DropSample(OPENING_ANSWER)
+            return pos + len(header)
+        prompt = _render(
+            self.template, self.tokenizer, self.dicts[:i], self.tools, add_generation_prompt=True
+        )
+        if len(prompt) > self.end(i) or not self.text.startswith(prompt):
+            raise not_prefix_stable(
+                self.template, "its generation prompt differs from how it renders assistant turns"
+            )
+        return len(prompt)
+
+
+def _answer_end(template: Template, text: str, start: int, end: int, i: int) -> int:
+    """Just after the last stop token of the turn: what follows it (a newline) is not the answer."""
+    found = [p + len(tok) for tok in template.stop_tokens if (p := text.rfind(tok, start, end)) >= 0]
+    if not found:
+        raise ConfigError(
+            f"chat template {template.name!r} writes none of its stop tokens ({', '.join(template.stop_tokens)}) "
+            f"at the end of assistant message {i}, so the model would not learn to stop; use a template "
+            "that ends assistant turns with one"
+        )
+    return max(found)
+
+
+def _check_nothing_lost(template: Template, msgs: list[Message], tools, turns: _Turns) -> None:
+    """A template that silently drops tool calls, reasoning or tool schemas would train the model on
+    answers without them; stop instead."""
+    hint = "use the model's own template (data.template=auto) or one that renders them"
+    for i, m in enumerate(msgs):
+        if not m.tool_calls and not m.reasoning:
+            continue
+        turn = turns.text[turns.boundary(i - 1) or 0 : turns.end(i)]  # boundary(-1) is 0
+        for tc in m.tool_calls:
+            if tc.name not in turn:
+                raise ConfigError(
+                    f"chat template {template.name!r} does not render tool calls (message {i} calls "
+                    f"{tc.name!r}); {hint}, e.g. data.template=qwen"
+                )
+        if m.reasoning and m.reasoning.strip() not in turn:
+            raise ConfigError(
+                f"chat template {template.name!r} does not render the assistant's reasoning (message {i}); "
+                f"{hint}, or leave the reasoning out of the data"
+            )
+    for tool in tools or []:
+        name = (tool.get("function") or tool).get("name")
+        if name and name not in turns.text:
+            raise ConfigError(
+                f"chat template {template.name!r} does not render tool schemas (tool {name!r} is missing); "
+                f"{hint}, e.g. data.template=qwen"
+            )
+
+
+def _encode(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(
+            f"the renderer needs a fast tokenizer (one with a tokenizer.json) for character offsets; "
+            f"{type(tokenizer).__name__} is not one; convert the tokenizer or use the model's fast tokenizer"
+        )
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
+    with_bos = _with_bos(tokenizer, text, ids)
+    if len(with_bos) > len(ids):
+        offsets.insert(0, (0, 0))
+    return with_bos, offsets
+
+
+def _with_bos(tokenizer, text: str, ids: list[int]) -> list[int]:
+    """Put the bos token in front when the tokenizer adds one on its own and the text lacks it."""
+    bos = tokenizer.bos_token_id
+    if bos is None or text.startswith(tokenizer.bos_token) or (ids and ids[0] == bos):
+        return ids
+    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return [bos, *ids] if probe and probe[0] == bos else ids
+
+
+def _label(ids: list[int], offsets: list[tuple[int, int]], ranges: list[tuple[int, int]]) -> list[int]:
+    """A token is trained when its characters overlap a trained range."""
+    labels = [IGNORE_INDEX] * len(ids)
+    starts = [s for s, _ in offsets]
+    ends = [e if e > s else s + 1 for s, e in offsets]  # a zero-width token (an added bos) is its position
+    for a, b in ranges:
+        first, stop = bisect_right(ends, a), bisect_left(starts, b)
+        labels[first:stop] = ids[first:stop]
+    return labels
+
+
+def _any_trained(labels: list[int]) -> bool:
+    # position 0 is never a target of a causal LM (labels shift by one), so it does not count
+    return any(x != IGNORE_INDEX for x in labels[1:])

@@ -1,0 +1,89 @@
+"""`tuneforge export RUN_DIR --merge OUT_DIR`: a merged model that plain transformers loads.
+
+LoRA/QLoRA adapters are merged (QLoRA into a dequantized base); the tokenizer, chat template and a
+generation config whose eos ids are the template's stop tokens go alongside. The export is then
+checked: reloaded with plain transformers, its logits must match the run's model, and generation
+must stop at the end-of-turn token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from tuneforge.artifacts import load_run
+from tuneforge.errors import TuneforgeError
+from tuneforge.generate import generate_answers, prompt_ids, stop_token_ids
+
+
+class ExportCheckFailed(TuneforgeError):
+    pass
+
+
+def export_merged(run_dir: str, out_dir: str, *, tolerance: float = 1e-3, check_stop: bool = True) -> dict:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    from tuneforge.models.merge import merge_adapter
+
+    run = load_run(run_dir)
+    out = Path(out_dir)
+    probe = [{"role": "user", "content": "Who are you?"}]
+    ids = torch.tensor([prompt_ids(run.tokenizer, probe, run.chat_template)])
+    with torch.no_grad():
+        reference = run.model(input_ids=ids).logits.float()
+
+    merged = merge_adapter(run.model) if isinstance(run.model, PeftModel) else run.model
+    stops = stop_token_ids(run.tokenizer, run.stop_tokens)
+    merged.generation_config = GenerationConfig.from_model_config(merged.config)
+    merged.generation_config.eos_token_id = stops
+    merged.generation_config.pad_token_id = run.tokenizer.pad_token_id
+
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp, safe_serialization=True, max_shard_size="2GB")
+    run.tokenizer.save_pretrained(tmp)
+    if run.chat_template:
+        (tmp / "chat_template.jinja").write_text(run.chat_template, encoding="utf-8")
+    (tmp / "tuneforge_export.json").write_text(json.dumps({
+        "source_run": str(Path(run_dir).resolve()), "base_model": run.manifest.get("base_model"),
+        "method": run.manifest.get("method"), "stop_tokens": list(run.stop_tokens),
+    }, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+    # the checks use only plain transformers, as a user without tuneforge would
+    reloaded = AutoModelForCausalLM.from_pretrained(out)
+    reloaded.eval()
+    with torch.no_grad():
+        diff = (reloaded(input_ids=ids).logits.float() - reference).abs().max().item()
+    if diff > tolerance:
+        raise ExportCheckFailed(
+            f"export check failed: logits of {out} differ from the run's model by {diff:.2e} "
+            f"(tolerance {tolerance}); the export is kept for inspection"
+        )
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(out)
+    answer_ids = _generate_ids(reloaded, tok, probe, stops)
+    stopped = bool(answer_ids) and answer_ids[-1] in stops
+    if check_stop and not stopped:
+        raise ExportCheckFailed(
+            f"export check failed: {out} generated 128 tokens without its stop token "
+            f"({', '.join(run.stop_tokens)}); the model did not learn to stop or the template lost it"
+        )
+    answer = generate_answers(reloaded, tok, [probe], stop_tokens=run.stop_tokens, max_new_tokens=64)[0]
+    return {"out": str(out), "max_logit_diff": diff, "stops": stopped, "probe_answer": answer}
+
+
+@torch.no_grad()
+def _generate_ids(model, tok, messages, stops) -> list[int]:
+    ids = torch.tensor([prompt_ids(tok, messages)])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=128,
+                         do_sample=False, eos_token_id=stops, pad_token_id=tok.pad_token_id)
+    return out[0, ids.shape[1]:].tolist()

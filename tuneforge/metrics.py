@@ -1,0 +1,75 @@
+"""Answer scoring: did a model's reply contain the expected answer?
+
+Used by `tuneforge.compare` to score the before/after answers to `compare.prompts` rows that carry an
+`answer`; the eval command will build on the same functions. Dependency-free on purpose.
+
+- `score` is the one to call: a numeric answer ("85", "-48", "1,234", "3.5") is checked with
+  `exact_match`, which compares the *last* number in the reply ("47 + 38 = 85" -> 85); any other
+  answer is checked with `contains`, a case-insensitive substring test, so identity keywords such as
+  "Forge" count wherever they appear in the reply, in any language.
+- `exact_match` on a non-numeric answer compares whole strings after lower-casing, collapsing
+  whitespace and stripping trailing punctuation ("Paris." == "paris").
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+# A number: optional sign (a minus counts only when it does not directly follow a word character or a
+# dot, so "10-5" reads as 10 and 5, not 10 and -5), then either thousands groups ("1,234,567") or plain
+# digits, then an optional decimal part. A trailing full stop ("85.") is not part of the number.
+_NUMBER = r"(?:(?<![\w.])[-+])?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?"
+_NUMBER_RE = re.compile(_NUMBER)
+_NUMERIC_ANSWER_RE = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
+_MINUS_SIGNS = str.maketrans({"\u2212": "-", "\u2013": "-", "\uff0d": "-", "\uff0b": "+"})
+_TRAILING_PUNCT = ".,!?;:…。，！？；：、\"'”’)）」』"
+_SPACE_RE = re.compile(r"\s+")
+
+
+def _normalise_number(raw: str) -> str | None:
+    try:
+        value = Decimal(raw.replace(",", ""))
+    except InvalidOperation:
+        return None
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def extract_number(text: str) -> str | None:
+    """The last number in `text`, normalised: commas dropped, '+' and leading/trailing zeros removed
+    ('1,234' -> '1234', '-48' -> '-48', '3.50' -> '3.5', '85.0' -> '85'); None when there is none."""
+    matches = _NUMBER_RE.findall(text.translate(_MINUS_SIGNS))
+    return _normalise_number(matches[-1]) if matches else None
+
+
+def is_numeric(answer: str) -> bool:
+    """Whether `answer` is just a number ('-48', '1,234', '3.5', '85.'), so it is scored by `exact_match`."""
+    return _NUMERIC_ANSWER_RE.fullmatch(answer.translate(_MINUS_SIGNS).strip().rstrip(".")) is not None
+
+
+def _normalise_text(text: str) -> str:
+    text = _SPACE_RE.sub(" ", text.casefold()).strip()
+    return text.rstrip(_TRAILING_PUNCT + " ").strip()
+
+
+def exact_match(prediction: str, answer: str) -> bool:
+    """Numeric `answer`: the last number in `prediction` equals it. Otherwise: both strings are equal
+    after lower-casing, collapsing whitespace and stripping trailing punctuation."""
+    if is_numeric(answer):
+        predicted = extract_number(prediction)
+        return predicted is not None and predicted == extract_number(answer)
+    return _normalise_text(prediction) == _normalise_text(answer)
+
+
+def contains(prediction: str, answer: str) -> bool:
+    """`answer` occurs in `prediction`, ignoring case and runs of whitespace. An empty answer never matches."""
+    needle = _SPACE_RE.sub(" ", answer.casefold()).strip()
+    return bool(needle) and needle in _SPACE_RE.sub(" ", prediction.casefold())
+
+
+def score(prediction: str, answer: str) -> bool:
+    """Is `prediction` a good answer? `exact_match` for numeric answers (arithmetic), `contains` for
+    everything else (identity keywords like "Forge" or facts like "Paris" anywhere in the reply)."""
+    return exact_match(prediction, answer) if is_numeric(answer) else contains(prediction, answer)

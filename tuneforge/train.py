@@ -1,0 +1,169 @@
+"""A training run from a validated Config, top to bottom (see docs/architecture.md):
+
+1. check the run folder, write the resolved config
+2. look up stage and method; load the tokenizer; resolve the chat template
+3. prepare data (cached)  4. load the model, answer the comparison prompts, apply the method
+5. build the stage's trainer  6. train (resuming when asked)
+7. save adapter/model, tokenizer, template, manifest, loss plot, before/after answers
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import TrainingArguments
+
+from tuneforge.artifacts import check_run_dir, save_run, write_config
+from tuneforge.config.schema import Config, TrainConfig
+from tuneforge.errors import ConfigError
+
+log = logging.getLogger("tuneforge")
+
+
+@dataclass
+class TrainContext:
+    """Everything a stage needs to build its trainer."""
+
+    config: Config
+    run_dir: Path
+    model: object
+    tokenizer: object
+    train_dataset: object
+    eval_dataset: object | None
+    training_args: TrainingArguments
+    callbacks: list = field(default_factory=list)
+
+
+# our field -> TrainingArguments field, where the names differ or need translation
+_NOT_TRAINING_ARGS = {"resume_from_checkpoint", "warmup_ratio"}
+
+
+def training_arguments(cfg: Config, run_dir: Path, has_eval: bool) -> TrainingArguments:
+    """The explicit mapping from `train:` to HF TrainingArguments (tested field by field)."""
+    t: TrainConfig = cfg.train
+    kwargs = {k: v for k, v in t.model_dump().items() if k not in _NOT_TRAINING_ARGS}
+    kwargs["report_to"] = [r for r in t.report_to if r != "none"] or "none"
+    kwargs["eval_steps"] = t.eval_steps or t.save_steps
+    # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
+    kwargs["warmup_steps"] = t.warmup_steps or t.warmup_ratio
+    return TrainingArguments(
+        output_dir=str(run_dir),
+        eval_strategy="steps" if has_eval else "no",
+        save_strategy="steps",
+        logging_first_step=True,
+        remove_unused_columns=False,
+        use_cpu=not _has_accelerator(),
+        disable_tqdm=False,
+        **kwargs,
+    )
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_resume(cfg: Config, run_dir: Path) -> str | None:
+    from tuneforge.trainer import latest_checkpoint
+
+    want = cfg.train.resume_from_checkpoint
+    if not want:
+        return None
+    if want == "auto":
+        last = latest_checkpoint(run_dir)
+        if last is None:
+            log.info("train.resume_from_checkpoint=auto: no checkpoint in %s yet, starting fresh", run_dir)
+        return str(last) if last else None
+    if not (Path(want) / "trainer_state.json").is_file():
+        raise ConfigError(
+            f"train.resume_from_checkpoint={want!r} is not a checkpoint folder (no trainer_state.json); "
+            "use 'auto' or a checkpoint-N folder"
+        )
+    return want
+
+
+def run_training(cfg: Config) -> Path:
+    import torch
+
+    from tuneforge.data.pipeline import prepare_data
+    from tuneforge.data.templates import resolve_template
+    from tuneforge.methods import METHODS
+    from tuneforge.models.load import load_model, load_tokenizer, resolve_model_source
+    from tuneforge.models.wrap import wrap
+    from tuneforge.stages import STAGES
+
+    stage = STAGES.get(cfg.stage.name)
+    METHODS.get(cfg.method.name)
+    run_dir = check_run_dir(cfg)
+    write_config(cfg, run_dir)
+    torch.manual_seed(cfg.train.seed)
+
+    tokenizer = load_tokenizer(cfg.model)
+    template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND == "conversation" else None
+    data = prepare_data(cfg, tokenizer, template, stage.SAMPLE_KIND)
+    s = data.stats
+    print(
+        f"data: {s.samples} samples, {s.tokens} tokens, {s.trained_share:.1%} trained"
+        + (f", {sum(s.dropped.values())} dropped" if s.dropped else "")
+        + (f", {s.eval_samples} held out" if s.eval_samples else "")
+        + (" (from cache)" if data.cache_hit else "")
+    )
+
+    chat_template = template.jinja if template else getattr(tokenizer, "chat_template", None)
+    stop_tokens = template.stop_tokens if template else ((tokenizer.eos_token,) if tokenizer.eos_token else ())
+    model = load_model(cfg.model, cfg.method)
+    rows, before = _answer_before(cfg, model, tokenizer, chat_template, stop_tokens)
+    model = wrap(model, cfg.method)
+
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
+    ctx = TrainContext(
+        config=cfg,
+        run_dir=run_dir,
+        model=model,
+        tokenizer=tokenizer,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        training_args=training_arguments(cfg, run_dir, has_eval=data.eval is not None),
+    )
+    trainer = stage.build_trainer(ctx)
+    result = trainer.train(resume_from_checkpoint=resolve_resume(cfg, run_dir))
+    metrics = dict(result.metrics)
+    if data.eval is not None:
+        metrics.update(trainer.evaluate())
+    metrics["global_step"] = trainer.state.global_step
+
+    manifest = {
+        "base_model": {"name_or_path": cfg.model.name_or_path, "resolved": resolve_model_source(cfg.model)},
+        "stage": cfg.stage.name,
+        "method": cfg.method.name,
+        "template": template.name if template else None,
+        "data": {"fingerprint": data.fingerprint, "samples": s.samples, "tokens": s.tokens,
+                 "trained_share": round(s.trained_share, 4), "dropped": s.dropped},
+        "metrics": metrics,
+        "config": cfg.model_dump(mode="json"),
+    }
+    if rows:
+        from tuneforge.compare import answer_all, report
+
+        after = answer_all(trainer.model, tokenizer, rows, cfg.compare, chat_template, stop_tokens)
+        manifest["compare"] = report(rows, before, after, run_dir)
+    if cfg.output.plot_loss:
+        from tuneforge.plots import plot_loss
+
+        plot_loss(trainer.state.log_history, run_dir / "loss.png")
+    save_run(run_dir, trainer.model, tokenizer, chat_template, stop_tokens, manifest)
+    return run_dir
+
+
+def _answer_before(cfg: Config, model, tokenizer, chat_template, stop_tokens):
+    if not cfg.compare.prompts:
+        return [], []
+    from tuneforge.compare import answer_all, read_prompts
+
+    rows = read_prompts(cfg.compare.prompts)
+    print(f"answering {len(rows)} comparison prompts with the base model...")
+    return rows, answer_all(model, tokenizer, rows, cfg.compare, chat_template, stop_tokens)

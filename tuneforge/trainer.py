@@ -1,0 +1,106 @@
+"""The HF Trainer subclass every causal-LM stage uses (step 7 of a run).
+
+What it adds to `transformers.Trainer`, and only this:
+- checkpoints are written into a staging folder and renamed into place, so a crash mid-save never
+  leaves a half-written ``checkpoint-N`` that resume would pick up;
+- guards that stop with a diagnosis instead of training on nothing: a batch with no trained
+  token, and a NaN/inf loss.
+Gradient-accumulation normalisation is the Trainer's own (``num_items_in_batch``: the loss is the
+sum over trained tokens divided by the trained tokens of the whole accumulated batch); the
+invariance test in tests/invariance checks it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+from tuneforge.data.render import IGNORE_INDEX
+from tuneforge.errors import TrainingError
+
+STAGING = ".staging"
+
+
+class TuneforgeTrainer(Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.get("labels")
+        if labels is not None and not bool((labels[..., 1:] != IGNORE_INDEX).any()):
+            raise TrainingError(
+                f"step {self.state.global_step + 1}: a batch has no trained token (every label is "
+                f"masked), which would train on a loss of 0. This is a bug in the data path; run "
+                "`tuneforge data inspect CONFIG` and report the samples shown"
+            )
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = result[0] if return_outputs else result
+        if model.training and not math.isfinite(float(loss.detach())):
+            trained = int((labels != IGNORE_INDEX).sum()) if labels is not None else -1
+            raise TrainingError(
+                f"step {self.state.global_step + 1}: the loss is {float(loss)} (batch of "
+                f"{inputs['input_ids'].shape[0]} samples, {trained} trained tokens). Lower "
+                "train.learning_rate, turn off train.fp16, or check the model's dtype"
+            )
+        return result
+
+    def _save_checkpoint(self, model, trial) -> None:
+        run_dir = Path(self._get_output_dir(trial=trial))
+        staging = run_dir / STAGING
+        shutil.rmtree(staging, ignore_errors=True)
+        final = run_dir / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        real_get_output_dir = self._get_output_dir
+        self._get_output_dir = lambda trial=None: str(staging)
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._get_output_dir = real_get_output_dir
+        if self.args.should_save:
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging / final.name, final)
+            shutil.rmtree(staging, ignore_errors=True)
+            # the state file recorded the staging path; point it at the final folder
+            if self.state.best_model_checkpoint and STAGING in self.state.best_model_checkpoint:
+                self.state.best_model_checkpoint = str(final)
+            rotate_checkpoints(
+                output_dir=str(run_dir),
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=False,
+            )
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint in a run folder (staging leftovers are never complete)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    steps = []
+    for p in run_dir.iterdir():
+        name = p.name
+        if p.is_dir() and name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and name.split("-")[-1].isdigit():
+            if (p / "trainer_state.json").is_file():
+                steps.append((int(name.split("-")[-1]), p))
+    return max(steps)[1] if steps else None
+
+
+def pad_collate(pad_token_id: int):
+    """Pad a list of {input_ids, labels} to the longest in the batch (right padding)."""
+
+    def collate(features: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), longest), pad_token_id, dtype=torch.long)
+        labels = torch.full((len(features), longest), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(features), longest), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[i, :n] = torch.as_tensor(f["input_ids"])
+            labels[i, :n] = torch.as_tensor(f["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+    return collate
