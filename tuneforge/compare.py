@@ -53,7 +53,7 @@ def report(rows: list[dict], before: list[str], after: list[str], run_dir: Path)
     scored = [r for r in rows if r.get("answer") is not None]
     summary: dict = {"prompts": len(rows)}
     items = []
-    for row, b, a in zip(rows, before, after):
+    for row, b, a in zip(rows, before, after, strict=True):
         item = {"prompt": row["prompt"], "before": b, "after": a}
         if row.get("answer") is not None:
             item.update(answer=str(row["answer"]), before_ok=score(b, str(row["answer"])),

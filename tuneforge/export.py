@@ -24,7 +24,10 @@ class ExportCheckFailed(TuneforgeError):
     pass
 
 
-def export_merged(run_dir: str, out_dir: str, *, tolerance: float = 1e-3, check_stop: bool = True) -> dict:
+TOLERANCE = {"float32": 1e-3, "bfloat16": 2e-2, "float16": 1e-2}  # max |logit diff| merged vs adapter
+
+
+def export_merged(run_dir: str, out_dir: str, *, tolerance: float | None = None, check_stop: bool = True) -> dict:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, GenerationConfig
 
@@ -35,7 +38,9 @@ def export_merged(run_dir: str, out_dir: str, *, tolerance: float = 1e-3, check_
     probe = [{"role": "user", "content": "Who are you?"}]
     ids = torch.tensor([prompt_ids(run.tokenizer, probe, run.chat_template)])
     with torch.no_grad():
-        reference = run.model(input_ids=ids).logits.float()
+        reference = run.model(input_ids=ids.to(run.model.device)).logits.float().cpu()
+    dtype = str(next(run.model.parameters()).dtype).removeprefix("torch.")
+    tolerance = tolerance if tolerance is not None else TOLERANCE.get(dtype, 1e-3)
 
     merged = merge_adapter(run.model) if isinstance(run.model, PeftModel) else run.model
     stops = stop_token_ids(run.tokenizer, run.stop_tokens)

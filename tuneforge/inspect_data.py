@@ -20,7 +20,7 @@ def mark_sample(tokenizer, input_ids: list[int], labels: list[int], color: bool)
     out: list[str] = []
     span: list[int] = []
     trained = None
-    for tok, lab in zip(input_ids, labels):
+    for tok, lab in zip(input_ids, labels, strict=True):
         is_trained = lab != IGNORE_INDEX
         if trained is not None and is_trained != trained:
             out.append(_fmt(tokenizer.decode(span), trained, color))

@@ -17,9 +17,9 @@ def plot_loss(log_history: list[dict], out: Path) -> Path | None:
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if train:
-        ax.plot(*zip(*train), label="train loss")
+        ax.plot(*zip(*train, strict=True), label="train loss")
     if evals:
-        ax.plot(*zip(*evals), marker="o", label="eval loss")
+        ax.plot(*zip(*evals, strict=True), marker="o", label="eval loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)

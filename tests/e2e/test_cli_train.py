@@ -154,3 +154,42 @@ def test_ls_methods(capsys):
     assert code == 0
     for name in ["full", "freeze", "lora", "qlora"]:
         assert name in out
+
+
+def test_qlora_run_exports_into_a_dequantized_base(tmp_path, tiny_llama_dir, capsys):
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.artifacts import load_run
+
+    cfg = make_config(tmp_path, tiny_llama_dir, write_alpaca(tmp_path / "d.json"))
+    cfg["method"] = {"name": "qlora", "bits": 4, "r": 4, "lora_alpha": 8}
+    code, _, err = run_cli(capsys, "train", str(write_config(tmp_path, cfg)))
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "export", str(tmp_path / "run"), "--merge", str(tmp_path / "m"), "--no-check-stop")
+    assert code == 0, err
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    assert "quantization_config" not in merged.config.to_dict()
+    x = torch.tensor([[1, 500, 900, 2, 7, 42]])
+    with torch.no_grad():
+        diff = (merged(input_ids=x).logits - load_run(tmp_path / "run").model(input_ids=x).logits).abs().max()
+    assert diff < 1e-3
+
+
+@pytest.mark.parametrize(
+    "dataset, fmt, template",
+    [("alpaca_demo.json", "alpaca", "auto"), ("sharegpt_demo.json", "sharegpt", "qwen"),
+     ("openai_demo.jsonl", "openai", "qwen")],
+)
+def test_data_inspect_on_the_demo_files(tmp_path, tiny_llama_dir, capsys, dataset, fmt, template):
+    from pathlib import Path
+
+    data = Path(__file__).parents[2] / "examples" / "data" / dataset
+    cfg = make_config(tmp_path, tiny_llama_dir, data)
+    cfg["data"].update(datasets=[{"path": str(data), "format": fmt}], template=template, max_length=512)
+    code, out, err = run_cli(capsys, "data", "inspect", str(write_config(tmp_path, cfg)), "-n", "5", "--color", "never")
+    assert code == 0, err
+    assert out.count("<|im_end|>]]") >= out.count("--- sample") - 1  # every shown sample trains its answers
+    assert "dropped: 0" in out
+    if fmt != "alpaca":
+        assert "[[<tool_call>" in out  # the tool call itself is trained
+        assert "<tool_response>" in out.split("[[<tool_call>")[1].split("]]")[1]  # the tool result is not

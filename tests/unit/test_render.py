@@ -244,8 +244,19 @@ def test_reasoning_is_trained_as_the_template_renders_it(tokenizer):
         ("<think>\nTwo plus two is four.\n</think>\n4<|im_end|>", True),
         ("\n", False),
     )
-    with pytest.raises(ConfigError, match="does not render the assistant's reasoning"):
-        render_conversation(conv, tokenizer, resolve_template("chatml", tokenizer), OPTS)
+
+
+
+def test_reasoning_is_folded_into_think_tags_for_templates_without_a_place_for_it(tokenizer):
+    conv = Conversation(
+        [Message("user", "2+2?"), Message("assistant", "4", reasoning="Two plus two is four.")]
+    )
+    assert render(conv, tokenizer, resolve_template("chatml", tokenizer)) == expect(
+        tokenizer,
+        ("<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n", False),
+        ("<think>\nTwo plus two is four.\n</think>\n\n4<|im_end|>", True),
+        ("\n", False),
+    )
 
 
 def test_train_on_prompt_trains_every_token(tokenizer, own):

@@ -194,7 +194,7 @@ def test_auto_without_a_chat_template(tokenizer):
     assert "chatml, default, llama3, qwen" in str(e.value)
 
 
-@pytest.mark.parametrize(("name", "token"), [("llama3", "<|eot_id|>"), ("qwen", "<tool_call>")])
+@pytest.mark.parametrize(("name", "token"), [("llama3", "<|eot_id|>")])
 def test_named_template_needs_its_tokens(tokenizer, name, token):
     with pytest.raises(ConfigError) as e:
         resolve_template(name, tokenizer)
@@ -219,3 +219,25 @@ def test_template_that_is_not_prefix_stable_fails_at_resolve(tokenizer):
     )
     with pytest.raises(ConfigError, match="'tokenizer' is not prefix-stable"):
         resolve_template("auto", tok)
+
+
+def test_qwen_renders_tool_calls_with_a_tokenizer_lacking_tool_tokens(tokenizer):
+    """SmolLM2 has ChatML delimiters but no <tool_call> token: qwen still renders and trains tools."""
+    from tuneforge.data.conversation import Conversation, Message, ToolCall
+    from tuneforge.data.render import RenderOptions, render_conversation
+
+    template = resolve_template("qwen", tokenizer)
+    conv = Conversation(
+        [
+            Message("user", "Weather in Paris?"),
+            Message("assistant", "", tool_calls=[ToolCall("get_weather", '{"city": "Paris"}')]),
+            Message("tool", "18C, sunny", name="get_weather"),
+            Message("assistant", "It is 18C and sunny."),
+        ],
+        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+    )
+    out = render_conversation(conv, tokenizer, template, RenderOptions(max_length=512))
+    trained = tokenizer.decode([t for t, lab in zip(out.input_ids, out.labels, strict=True) if lab != -100])
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>' in trained
+    assert trained.endswith("It is 18C and sunny.<|im_end|>")
+    assert "18C, sunny" not in trained.replace("It is 18C and sunny.", "")

@@ -108,8 +108,8 @@ class DataConfig(Section):
     )
 
 
-MethodConfig = Annotated[Union[tuple(m.Config for m in METHODS.modules())], Field(discriminator="name")]
-StageConfig = Annotated[Union[tuple(s.Config for s in STAGES.modules())], Field(discriminator="name")]
+MethodConfig = Annotated[Union[tuple(m.Config for m in METHODS.modules())], Field(discriminator="name")]  # noqa: UP007 (built from the registry)
+StageConfig = Annotated[Union[tuple(s.Config for s in STAGES.modules())], Field(discriminator="name")]  # noqa: UP007
 
 
 class TrainConfig(Section):

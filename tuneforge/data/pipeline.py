@@ -131,7 +131,7 @@ def prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind:
     import datasets
 
     d = cfg.data
-    loaded = [(ds, spec.weight) for ds, spec in zip(load_sources(cfg, d.datasets, sample_kind, "data.datasets"), d.datasets)]
+    loaded = [(ds, spec.weight) for ds, spec in zip(load_sources(cfg, d.datasets, sample_kind, "data.datasets"), d.datasets, strict=True)]
     eval_loaded = load_sources(cfg, d.eval_datasets, sample_kind, "data.eval_datasets") if d.eval_datasets else []
     key = _key(cfg, loaded, eval_loaded, tokenizer, template, sample_kind)
     folder = cache_root(cfg) / key

@@ -75,15 +75,24 @@ class DropSample(Exception):
         self.reason = reason
 
 
-def template_messages(messages: list[Message]) -> list[dict]:
+THINK = "<think>\n{reasoning}\n</think>\n\n{content}"
+
+
+def template_messages(messages: list[Message], template: Template | None = None) -> list[dict]:
     """Messages as the dicts Hugging Face chat templates read (OpenAI shape, tool-call arguments as
-    objects, reasoning as ``reasoning_content``); keys without a value are left out."""
+    objects, reasoning as ``reasoning_content``); keys without a value are left out. For a template
+    that has no place for reasoning, the reasoning goes into the content inside <think> tags (the
+    DeepSeek-R1 / Qwen3 convention), so it is trained rather than lost."""
+    fold = template is not None and "reasoning_content" not in template.jinja
     out = []
     for m in messages:
-        d: dict = {"role": m.role, "content": m.content}
+        content = m.content
+        if fold and m.reasoning:
+            content = THINK.format(reasoning=m.reasoning.strip(), content=m.content)
+        d: dict = {"role": m.role, "content": content}
         if m.tool_calls:
             d["tool_calls"] = [_tool_call(tc) for tc in m.tool_calls]
-        if m.reasoning is not None:
+        if m.reasoning is not None and not fold:
             d["reasoning_content"] = m.reasoning
         if m.tool_call_id is not None:
             d["tool_call_id"] = m.tool_call_id
@@ -111,7 +120,7 @@ def render_conversation(conv: Conversation, tokenizer, template: Template, opts:
     if not any(trained):
         raise DropSample(NOTHING_TO_TRAIN)
     tools = conv.tools or None
-    turns = _Turns(template, tokenizer, template_messages(msgs), tools)
+    turns = _Turns(template, tokenizer, template_messages(msgs, template), tools)
     _check_nothing_lost(template, msgs, tools, turns)
 
     ids, offsets = _encode(tokenizer, turns.text)
@@ -141,7 +150,7 @@ def render_prompt(
     """Ids for generation: the conversation so far plus the assistant generation prompt, tokenized
     exactly as the renderer tokenizes training data."""
     try:
-        text = template.render(tokenizer, template_messages(messages), tools, add_generation_prompt=True)
+        text = template.render(tokenizer, template_messages(messages, template), tools, add_generation_prompt=True)
     except TemplateError as e:
         raise DataError(f"chat template {template.name!r} cannot render this conversation: {e}") from e
     return _with_bos(tokenizer, text, list(tokenizer(text, add_special_tokens=False)["input_ids"]))

@@ -5,7 +5,9 @@ as a user turn in `<tool_response>`). Identical to the chat template of Qwen/Qwe
 
 DESCRIPTION = "Qwen2.5-Instruct: ChatML + Qwen's default system prompt + <tool_call> JSON tool calls"
 STOP_TOKENS = ("<|im_end|>",)
-REQUIRED_TOKENS = ("<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>")
+# <tool_call> tags are text markers: Qwen's tokenizer has them as single tokens, others split them
+# into pieces, which trains and parses the same. Only the turn delimiters must be real tokens.
+REQUIRED_TOKENS = ("<|im_start|>", "<|im_end|>")
 JINJA = r"""{%- if tools %}
     {{- '<|im_start|>system\n' }}
     {%- if messages[0]['role'] == 'system' %}
