@@ -63,7 +63,10 @@ def check_run_dir(cfg: Config) -> Path:
 
 def write_config(cfg: Config, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+    _atomic_write(
+        run_dir / "config.yaml",
+        yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
+    )
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -112,9 +115,11 @@ class LoadedRun:
 def read_run(run_dir: str | Path) -> tuple[Config, dict]:
     run_dir = Path(run_dir)
     if not (run_dir / "manifest.json").is_file():
-        hint = " (training has not finished; resume it with train.resume_from_checkpoint=auto)" if (
-            run_dir / "config.yaml"
-        ).is_file() else ""
+        hint = (
+            " (training has not finished; resume it with train.resume_from_checkpoint=auto)"
+            if (run_dir / "config.yaml").is_file()
+            else ""
+        )
         raise ModelError(f"{run_dir} is not a finished tuneforge run: manifest.json is missing{hint}")
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     raw = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
@@ -139,4 +144,6 @@ def load_run(run_dir: str | Path, *, base_only: bool = False) -> LoadedRun:
     else:
         model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
     model.eval()
-    return LoadedRun(model, tokenizer, cfg, manifest, tokenizer.chat_template, tuple(manifest.get("stop_tokens", ())))
+    return LoadedRun(
+        model, tokenizer, cfg, manifest, tokenizer.chat_template, tuple(manifest.get("stop_tokens", ()))
+    )

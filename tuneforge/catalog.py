@@ -19,6 +19,8 @@ def list_entries(what: str) -> str:
         extra = ""
         supports = getattr(mod, "SUPPORTS", None)
         if supports:
-            extra = "  [" + ", ".join(k for k, v in supports.items() if v) + "]" if any(supports.values()) else ""
+            extra = (
+                "  [" + ", ".join(k for k, v in supports.items() if v) + "]" if any(supports.values()) else ""
+            )
         lines.append(f"{name:<12} {desc}{extra}")
     return "\n".join(lines)

@@ -46,18 +46,26 @@ def stream_answer(run, messages: list[dict], max_new_tokens: int, temperature: f
     return "".join(pieces).strip()
 
 
-def chat(run_dir: str, prompt: str | None, system: str | None, max_new_tokens: int, temperature: float) -> int:
+def chat(
+    run_dir: str, prompt: str | None, system: str | None, max_new_tokens: int, temperature: float
+) -> int:
     run = load_run(run_dir)
     base = [{"role": "system", "content": system}] if system else []
     if prompt is not None:
         answer = generate_answers(
-            run.model, run.tokenizer, [[*base, {"role": "user", "content": prompt}]],
-            chat_template=run.chat_template, stop_tokens=run.stop_tokens, max_new_tokens=max_new_tokens,
+            run.model,
+            run.tokenizer,
+            [[*base, {"role": "user", "content": prompt}]],
+            chat_template=run.chat_template,
+            stop_tokens=run.stop_tokens,
+            max_new_tokens=max_new_tokens,
         )[0]
         print(answer)
         return 0
-    print(f"chatting with {run_dir} ({run.manifest.get('method')} on {run.config.model.name_or_path}); "
-          "/reset clears the history, /exit quits")
+    print(
+        f"chatting with {run_dir} ({run.manifest.get('method')} on {run.config.model.name_or_path}); "
+        "/reset clears the history, /exit quits"
+    )
     history = list(base)
     while True:
         try:
@@ -74,4 +82,6 @@ def chat(run_dir: str, prompt: str | None, system: str | None, max_new_tokens: i
             continue
         history.append({"role": "user", "content": text})
         sys.stdout.write("model> ")
-        history.append({"role": "assistant", "content": stream_answer(run, history, max_new_tokens, temperature)})
+        history.append(
+            {"role": "assistant", "content": stream_answer(run, history, max_new_tokens, temperature)}
+        )

@@ -33,7 +33,9 @@ def read_prompts(path: str | Path) -> list[dict]:
     return rows
 
 
-def answer_all(model, tokenizer, rows: list[dict], cfg: CompareConfig, chat_template, stop_tokens) -> list[str]:
+def answer_all(
+    model, tokenizer, rows: list[dict], cfg: CompareConfig, chat_template, stop_tokens
+) -> list[str]:
     convs = []
     for row in rows:
         msgs = [{"role": "system", "content": cfg.system}] if cfg.system else []
@@ -56,34 +58,51 @@ def report(rows: list[dict], before: list[str], after: list[str], run_dir: Path)
     for row, b, a in zip(rows, before, after, strict=True):
         item = {"prompt": row["prompt"], "before": b, "after": a}
         if row.get("answer") is not None:
-            item.update(answer=str(row["answer"]), before_ok=score(b, str(row["answer"])),
-                        after_ok=score(a, str(row["answer"])))
+            item.update(
+                answer=str(row["answer"]),
+                before_ok=score(b, str(row["answer"])),
+                after_ok=score(a, str(row["answer"])),
+            )
         items.append(item)
     if scored:
         summary["before_accuracy"] = sum(i["before_ok"] for i in items if "answer" in i) / len(scored)
         summary["after_accuracy"] = sum(i["after_ok"] for i in items if "answer" in i) / len(scored)
-    (run_dir / "compare.json").write_text(json.dumps({"summary": summary, "items": items}, ensure_ascii=False, indent=2))
+    (run_dir / "compare.json").write_text(
+        json.dumps({"summary": summary, "items": items}, ensure_ascii=False, indent=2)
+    )
     lines = ["# Before and after training", ""]
     for item in items:
         mark = lambda ok: "" if ok is None else (" ✓" if ok else " ✗")  # noqa: E731
-        lines += [f"**Q:** {item['prompt']}", "",
-                  f"- before{mark(item.get('before_ok'))}: {item['before']}",
-                  f"- after{mark(item.get('after_ok'))}: {item['after']}", ""]
+        lines += [
+            f"**Q:** {item['prompt']}",
+            "",
+            f"- before{mark(item.get('before_ok'))}: {item['before']}",
+            f"- after{mark(item.get('after_ok'))}: {item['after']}",
+            "",
+        ]
     if scored:
-        lines.append(f"Accuracy on {len(scored)} scored prompts: before {summary['before_accuracy']:.1%}, "
-                     f"after {summary['after_accuracy']:.1%}")
+        lines.append(
+            f"Accuracy on {len(scored)} scored prompts: before {summary['before_accuracy']:.1%}, "
+            f"after {summary['after_accuracy']:.1%}"
+        )
     (run_dir / "compare.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(_console(items)))
     if scored:
-        print(f"accuracy on {len(scored)} scored prompts: before {summary['before_accuracy']:.1%} "
-              f"-> after {summary['after_accuracy']:.1%}")
+        print(
+            f"accuracy on {len(scored)} scored prompts: before {summary['before_accuracy']:.1%} "
+            f"-> after {summary['after_accuracy']:.1%}"
+        )
     return summary
 
 
 def _console(items: list[dict]) -> list[str]:
     out = ["", "=== answers before and after training ==="]
     for item in items:
-        out += [f"Q: {item['prompt']}", f"  before: {_short(item['before'])}", f"  after:  {_short(item['after'])}"]
+        out += [
+            f"Q: {item['prompt']}",
+            f"  before: {_short(item['before'])}",
+            f"  after:  {_short(item['after'])}",
+        ]
     return out
 
 

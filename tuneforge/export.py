@@ -27,7 +27,9 @@ class ExportCheckFailed(TuneforgeError):
 TOLERANCE = {"float32": 1e-3, "bfloat16": 2e-2, "float16": 1e-2}  # max |logit diff| merged vs adapter
 
 
-def export_merged(run_dir: str, out_dir: str, *, tolerance: float | None = None, check_stop: bool = True) -> dict:
+def export_merged(
+    run_dir: str, out_dir: str, *, tolerance: float | None = None, check_stop: bool = True
+) -> dict:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, GenerationConfig
 
@@ -54,10 +56,17 @@ def export_merged(run_dir: str, out_dir: str, *, tolerance: float | None = None,
     run.tokenizer.save_pretrained(tmp)
     if run.chat_template:
         (tmp / "chat_template.jinja").write_text(run.chat_template, encoding="utf-8")
-    (tmp / "tuneforge_export.json").write_text(json.dumps({
-        "source_run": str(Path(run_dir).resolve()), "base_model": run.manifest.get("base_model"),
-        "method": run.manifest.get("method"), "stop_tokens": list(run.stop_tokens),
-    }, indent=2))
+    (tmp / "tuneforge_export.json").write_text(
+        json.dumps(
+            {
+                "source_run": str(Path(run_dir).resolve()),
+                "base_model": run.manifest.get("base_model"),
+                "method": run.manifest.get("method"),
+                "stop_tokens": list(run.stop_tokens),
+            },
+            indent=2,
+        )
+    )
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
@@ -89,6 +98,12 @@ def export_merged(run_dir: str, out_dir: str, *, tolerance: float | None = None,
 @torch.no_grad()
 def _generate_ids(model, tok, messages, stops) -> list[int]:
     ids = torch.tensor([prompt_ids(tok, messages)])
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=128,
-                         do_sample=False, eos_token_id=stops, pad_token_id=tok.pad_token_id)
-    return out[0, ids.shape[1]:].tolist()
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=128,
+        do_sample=False,
+        eos_token_id=stops,
+        pad_token_id=tok.pad_token_id,
+    )
+    return out[0, ids.shape[1] :].tolist()

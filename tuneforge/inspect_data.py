@@ -73,8 +73,11 @@ def inspect_data(cfg: Config, num_samples: int = 3, color: bool | None = None) -
     for i in range(min(num_samples, len(data.train))):
         row = data.train[i]
         n_trained = sum(1 for x in row["labels"] if x != IGNORE_INDEX)
-        lines += [f"--- sample {i} ({len(row['input_ids'])} tokens, {n_trained} trained) ---",
-                  mark_sample(tokenizer, row["input_ids"], row["labels"], color), ""]
+        lines += [
+            f"--- sample {i} ({len(row['input_ids'])} tokens, {n_trained} trained) ---",
+            mark_sample(tokenizer, row["input_ids"], row["labels"], color),
+            "",
+        ]
     lines += [
         "--- statistics ---",
         f"sources: {', '.join(s.sources)}",

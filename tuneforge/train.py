@@ -114,7 +114,9 @@ def run_training(cfg: Config) -> Path:
     )
 
     chat_template = template.jinja if template else getattr(tokenizer, "chat_template", None)
-    stop_tokens = template.stop_tokens if template else ((tokenizer.eos_token,) if tokenizer.eos_token else ())
+    stop_tokens = (
+        template.stop_tokens if template else ((tokenizer.eos_token,) if tokenizer.eos_token else ())
+    )
     model = load_model(cfg.model, cfg.method)
     rows, before = _answer_before(cfg, model, tokenizer, chat_template, stop_tokens)
     model = wrap(model, cfg.method)
@@ -141,8 +143,13 @@ def run_training(cfg: Config) -> Path:
         "stage": cfg.stage.name,
         "method": cfg.method.name,
         "template": template.name if template else None,
-        "data": {"fingerprint": data.fingerprint, "samples": s.samples, "tokens": s.tokens,
-                 "trained_share": round(s.trained_share, 4), "dropped": s.dropped},
+        "data": {
+            "fingerprint": data.fingerprint,
+            "samples": s.samples,
+            "tokens": s.tokens,
+            "trained_share": round(s.trained_share, 4),
+            "dropped": s.dropped,
+        },
         "metrics": metrics,
         "config": cfg.model_dump(mode="json"),
     }

@@ -46,7 +46,9 @@ def test_empty_after_filtering(tmp_path, tiny_llama_dir, capsys):
 
 
 def test_everything_truncated_away(tmp_path, tiny_llama_dir, capsys):
-    data = write_alpaca(tmp_path / "d.json", [{"instruction": "word " * 200, "input": "", "output": "ok"}] * 2)
+    data = write_alpaca(
+        tmp_path / "d.json", [{"instruction": "word " * 200, "input": "", "output": "ok"}] * 2
+    )
     msg = _train(tmp_path, capsys, make_config(tmp_path, tiny_llama_dir, data), "data.max_length=16")
     assert "no usable samples" in msg and "max_length" in msg
 
@@ -65,7 +67,10 @@ def test_template_the_tokenizer_cannot_support(tmp_path, tiny_llama_dir, capsys)
 
 @pytest.mark.parametrize(
     "override, expected",
-    [("train.learnig_rate=1e-4", "did you mean train.learning_rate"), ("train.max_steps=many", "train.max_steps")],
+    [
+        ("train.learnig_rate=1e-4", "did you mean train.learning_rate"),
+        ("train.max_steps=many", "train.max_steps"),
+    ],
 )
 def test_config_key_errors(tmp_path, tiny_llama_dir, capsys, override, expected):
     cfg = make_config(tmp_path, tiny_llama_dir, write_alpaca(tmp_path / "d.json"))

@@ -28,8 +28,14 @@ def lora_run(tmp_path_factory, tiny_llama_dir):
 
 def test_train_writes_the_run_folder(lora_run):
     _, _, run_dir = lora_run
-    for name in ["config.yaml", "manifest.json", "adapter/adapter_config.json",
-                 "adapter/adapter_model.safetensors", "tokenizer/tokenizer.json", "chat_template.jinja"]:
+    for name in [
+        "config.yaml",
+        "manifest.json",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "tokenizer/tokenizer.json",
+        "chat_template.jinja",
+    ]:
         assert (run_dir / name).is_file(), name
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["method"] == "lora" and manifest["stage"] == "sft"
@@ -48,7 +54,9 @@ def test_adapter_loads_in_plain_peft_with_same_logits(lora_run, tiny_llama_dir):
 
     _, _, run_dir = lora_run
     ours = load_run(run_dir).model
-    plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), run_dir / "adapter")
+    plain = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_llama_dir), run_dir / "adapter"
+    )
     plain.eval()
     x = torch.tensor([[1, 500, 900, 2, 7, 42]])
     with torch.no_grad():
@@ -64,7 +72,9 @@ def test_export_merge_loads_in_plain_transformers(lora_run, capsys):
     from tuneforge.artifacts import load_run
 
     tmp, _, run_dir = lora_run
-    code, out, err = run_cli(capsys, "export", str(run_dir), "--merge", str(tmp / "merged"), "--no-check-stop")
+    code, out, err = run_cli(
+        capsys, "export", str(run_dir), "--merge", str(tmp / "merged"), "--no-check-stop"
+    )
     assert code == 0, err
     assert "reloaded with plain transformers" in out
     merged = AutoModelForCausalLM.from_pretrained(tmp / "merged")
@@ -84,16 +94,29 @@ def test_chat_one_shot_uses_the_runs_template(lora_run, capsys, tiny_llama_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _, _, run_dir = lora_run
-    code, out, err = run_cli(capsys, "chat", str(run_dir), "--prompt", "What is your name?", "--max-new-tokens", "6")
+    code, out, err = run_cli(
+        capsys, "chat", str(run_dir), "--prompt", "What is your name?", "--max-new-tokens", "6"
+    )
     assert code == 0, err
     tok = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
     assert tok.chat_template == (run_dir / "chat_template.jinja").read_text()
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), run_dir / "adapter")
-    ids = tok.apply_chat_template([{"role": "user", "content": "What is your name?"}], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)["input_ids"]
-    gen = model.generate(input_ids=ids, max_new_tokens=6, do_sample=False, eos_token_id=[tok.eos_token_id],
-                         pad_token_id=tok.pad_token_id)
-    expected = tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip()
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_llama_dir), run_dir / "adapter"
+    )
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "What is your name?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )["input_ids"]
+    gen = model.generate(
+        input_ids=ids,
+        max_new_tokens=6,
+        do_sample=False,
+        eos_token_id=[tok.eos_token_id],
+        pad_token_id=tok.pad_token_id,
+    )
+    expected = tok.decode(gen[0, ids.shape[1] :], skip_special_tokens=True).strip()
     assert out.strip() == expected
 
 
@@ -133,7 +156,9 @@ def test_full_method_and_pt_stage(tmp_path, tiny_qwen2_dir, capsys):
     from transformers import AutoModelForCausalLM
 
     text = tmp_path / "corpus.txt"
-    text.write_text("\n\n".join(f"Paragraph {i}: the forge heats the metal until it glows." for i in range(12)))
+    text.write_text(
+        "\n\n".join(f"Paragraph {i}: the forge heats the metal until it glows." for i in range(12))
+    )
     cfg = make_config(tmp_path, tiny_qwen2_dir, text, method={"name": "full"}, stage={"name": "pt"})
     cfg["data"]["datasets"] = [{"path": str(text), "format": "text"}]
     del cfg["method"]["r"], cfg["method"]["lora_alpha"]
@@ -165,21 +190,30 @@ def test_qlora_run_exports_into_a_dequantized_base(tmp_path, tiny_llama_dir, cap
     cfg["method"] = {"name": "qlora", "bits": 4, "r": 4, "lora_alpha": 8}
     code, _, err = run_cli(capsys, "train", str(write_config(tmp_path, cfg)))
     assert code == 0, err
-    code, out, err = run_cli(capsys, "export", str(tmp_path / "run"), "--merge", str(tmp_path / "m"), "--no-check-stop")
+    code, out, err = run_cli(
+        capsys, "export", str(tmp_path / "run"), "--merge", str(tmp_path / "m"), "--no-check-stop"
+    )
     assert code == 0, err
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
     assert "quantization_config" not in merged.config.to_dict()
     x = torch.tensor([[1, 500, 900, 2, 7, 42]])
     run_model = load_run(tmp_path / "run").model  # on the GPU where there is one (bitsandbytes)
     with torch.no_grad():
-        diff = (merged(input_ids=x).logits - run_model(input_ids=x.to(run_model.device)).logits.cpu()).abs().max()
+        diff = (
+            (merged(input_ids=x).logits - run_model(input_ids=x.to(run_model.device)).logits.cpu())
+            .abs()
+            .max()
+        )
     assert diff < 1e-3
 
 
 @pytest.mark.parametrize(
     "dataset, fmt, template",
-    [("alpaca_demo.json", "alpaca", "auto"), ("sharegpt_demo.json", "sharegpt", "qwen"),
-     ("openai_demo.jsonl", "openai", "qwen")],
+    [
+        ("alpaca_demo.json", "alpaca", "auto"),
+        ("sharegpt_demo.json", "sharegpt", "qwen"),
+        ("openai_demo.jsonl", "openai", "qwen"),
+    ],
 )
 def test_data_inspect_on_the_demo_files(tmp_path, tiny_llama_dir, capsys, dataset, fmt, template):
     from pathlib import Path
@@ -187,7 +221,9 @@ def test_data_inspect_on_the_demo_files(tmp_path, tiny_llama_dir, capsys, datase
     data = Path(__file__).parents[2] / "examples" / "data" / dataset
     cfg = make_config(tmp_path, tiny_llama_dir, data)
     cfg["data"].update(datasets=[{"path": str(data), "format": fmt}], template=template, max_length=512)
-    code, out, err = run_cli(capsys, "data", "inspect", str(write_config(tmp_path, cfg)), "-n", "5", "--color", "never")
+    code, out, err = run_cli(
+        capsys, "data", "inspect", str(write_config(tmp_path, cfg)), "-n", "5", "--color", "never"
+    )
     assert code == 0, err
     assert out.count("<|im_end|>]]") >= out.count("--- sample") - 1  # every shown sample trains its answers
     assert "dropped: 0" in out

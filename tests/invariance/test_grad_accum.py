@@ -18,8 +18,13 @@ def _one_step(tmp_path, model_dir, data, batch: int, accum: int):
     cfg = make_config(tmp_path / f"b{batch}", model_dir, data, method={"name": "full"})
     del cfg["method"]["r"], cfg["method"]["lora_alpha"]
     cfg["train"].update(
-        max_steps=1, per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
-        optim="sgd", learning_rate=1.0, max_grad_norm=0.0, save_steps=100,
+        max_steps=1,
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accum,
+        optim="sgd",
+        learning_rate=1.0,
+        max_grad_norm=0.0,
+        save_steps=100,
     )
     run_dir = run_training(load_config(None, data=cfg))
     import json
@@ -33,7 +38,9 @@ def test_batch_2x4_equals_8x1(tmp_path, tiny_llama_dir):
     from transformers import AutoModelForCausalLM
 
     # answers of very different lengths so that per-micro-batch means would weigh tokens unequally
-    rows = [{"instruction": f"Question {i}?", "input": "", "output": "yes " * (1 + 5 * (i % 4))} for i in range(8)]
+    rows = [
+        {"instruction": f"Question {i}?", "input": "", "output": "yes " * (1 + 5 * (i % 4))} for i in range(8)
+    ]
     data = write_alpaca(tmp_path / "d.json", rows)
     loss_a, params_a = _one_step(tmp_path, tiny_llama_dir, data, batch=8, accum=1)
     loss_b, params_b = _one_step(tmp_path, tiny_llama_dir, data, batch=2, accum=4)

@@ -27,11 +27,19 @@ class CrashAt(TrainerCallback):
 
 
 def _config(tmp_path, model_dir, name):
-    rows = [{"instruction": f"Item {i}", "input": "", "output": f"Answer number {i} " * (1 + i % 3)} for i in range(24)]
+    rows = [
+        {"instruction": f"Item {i}", "input": "", "output": f"Answer number {i} " * (1 + i % 3)}
+        for i in range(24)
+    ]
     data = write_alpaca(tmp_path / "d.json", rows)
     cfg = make_config(tmp_path / name, model_dir, data)
-    cfg["train"].update(max_steps=6, save_steps=3, per_device_train_batch_size=2, lr_scheduler_type="linear",
-                        save_total_limit=None)
+    cfg["train"].update(
+        max_steps=6,
+        save_steps=3,
+        per_device_train_batch_size=2,
+        lr_scheduler_type="linear",
+        save_total_limit=None,
+    )
     cfg["method"]["lora_dropout"] = 0.1  # so the RNG state matters
     return cfg
 

@@ -24,7 +24,9 @@ def load(*overrides: str, data: dict | None = None):
 
 
 def test_overrides_parse_yaml_values():
-    cfg = load("train.learning_rate=3e-4", "data.datasets.0.weight=2", "train.report_to=[none]", "method.r=16")
+    cfg = load(
+        "train.learning_rate=3e-4", "data.datasets.0.weight=2", "train.report_to=[none]", "method.r=16"
+    )
     assert cfg.train.learning_rate == 3e-4
     assert cfg.data.datasets[0].weight == 2.0
     assert cfg.train.report_to == ["none"]

@@ -7,4 +7,6 @@ from tuneforge.config.reference import reference_text
 
 def test_config_reference_is_current():
     doc = Path(__file__).parents[2] / "docs" / "config.md"
-    assert doc.read_text() == reference_text() + "\n", "regenerate: tuneforge config reference > docs/config.md"
+    assert doc.read_text() == reference_text() + "\n", (
+        "regenerate: tuneforge config reference > docs/config.md"
+    )

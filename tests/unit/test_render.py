@@ -246,7 +246,6 @@ def test_reasoning_is_trained_as_the_template_renders_it(tokenizer):
     )
 
 
-
 def test_reasoning_is_folded_into_think_tags_for_templates_without_a_place_for_it(tokenizer):
     conv = Conversation(
         [Message("user", "2+2?"), Message("assistant", "4", reasoning="Two plus two is four.")]

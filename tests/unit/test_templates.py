@@ -238,6 +238,9 @@ def test_qwen_renders_tool_calls_with_a_tokenizer_lacking_tool_tokens(tokenizer)
     )
     out = render_conversation(conv, tokenizer, template, RenderOptions(max_length=512))
     trained = tokenizer.decode([t for t, lab in zip(out.input_ids, out.labels, strict=True) if lab != -100])
-    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>' in trained
+    assert (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>'
+        in trained
+    )
     assert trained.endswith("It is 18C and sunny.<|im_end|>")
     assert "18C, sunny" not in trained.replace("It is 18C and sunny.", "")

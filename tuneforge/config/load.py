@@ -70,7 +70,9 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple = (), data: dict | None = None) -> Config:
+def load_config(
+    path: str | Path | None, overrides: list[str] | tuple = (), data: dict | None = None
+) -> Config:
     """Read a config file (or a dict), apply overrides and return the validated Config."""
     raw = read_yaml(path) if path is not None else dict(data or {})
     for text in overrides:
@@ -92,8 +94,10 @@ def _describe(err: dict, raw: dict) -> str:
     if kind == "extra_forbidden":
         valid = _valid_keys(loc[:-1], raw)
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-        hint = f"did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?" if close else (
-            f"valid keys here: {', '.join(valid)}"
+        hint = (
+            f"did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?"
+            if close
+            else (f"valid keys here: {', '.join(valid)}")
         )
         return f"unknown key {key}: {hint}"
     if kind == "missing":

@@ -37,10 +37,21 @@ def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]
         if len(sub) == 1 and not _is_list(field.annotation):
             rows.extend(_rows(sub[0], key + "."))
         elif len(sub) > 1:  # a tagged union: one block per choice
-            rows.append((key, "one of: " + ", ".join(m.model_fields["name"].default for m in sub), "", field.description or ""))
+            rows.append(
+                (
+                    key,
+                    "one of: " + ", ".join(m.model_fields["name"].default for m in sub),
+                    "",
+                    field.description or "",
+                )
+            )
             for m in sub:
                 choice = m.model_fields["name"].default
-                rows.extend((f"{key}.{k}", t, d, f"[{choice}] {desc}") for k, t, d, desc in _rows(m, "") if k != "name")
+                rows.extend(
+                    (f"{key}.{k}", t, d, f"[{choice}] {desc}")
+                    for k, t, d, desc in _rows(m, "")
+                    if k != "name"
+                )
         else:
             if sub:  # list of models
                 rows.append((key, f"list of {sub[0].__name__}", _default(field), field.description or ""))
@@ -64,9 +75,15 @@ def _models(annotation) -> list[type[BaseModel]]:
 
 
 def reference_text() -> str:
-    lines = ["# Config reference", "",
-             "Generated from the schema (`tuneforge config reference`). Override any key on the command "
-             "line as `key=value`.", "", "| key | type | default | description |", "|---|---|---|---|"]
+    lines = [
+        "# Config reference",
+        "",
+        "Generated from the schema (`tuneforge config reference`). Override any key on the command "
+        "line as `key=value`.",
+        "",
+        "| key | type | default | description |",
+        "|---|---|---|---|",
+    ]
     for key, typ, default, desc in _rows(Config, ""):
         cells = [c.replace("|", "\\|") for c in (typ, default, desc)]
         lines.append(f"| `{key}` | {cells[0]} | {cells[1]} | {cells[2]} |")

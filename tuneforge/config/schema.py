@@ -121,7 +121,9 @@ class TrainConfig(Section):
     gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
     lr_scheduler_type: str = Field("cosine", description="HF scheduler name (linear, cosine, constant, ...).")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps for linear warm-up.")
-    warmup_steps: int = Field(0, ge=0, description="Steps of linear warm-up (overrides warmup_ratio when > 0).")
+    warmup_steps: int = Field(
+        0, ge=0, description="Steps of linear warm-up (overrides warmup_ratio when > 0)."
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 disables).")
     optim: str = Field("adamw_torch", description="HF optimizer name.")
@@ -164,7 +166,8 @@ class Config(Section):
     model: ModelConfig
     data: DataConfig
     method: MethodConfig = Field(
-        default_factory=lambda: METHODS.get("lora").Config(), description="Tuning method; see `tuneforge ls methods`."
+        default_factory=lambda: METHODS.get("lora").Config(),
+        description="Tuning method; see `tuneforge ls methods`.",
     )
     stage: StageConfig = Field(
         default_factory=lambda: STAGES.get("sft").Config(), description="Training stage: sft, pt."

@@ -131,8 +131,15 @@ def prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind:
     import datasets
 
     d = cfg.data
-    loaded = [(ds, spec.weight) for ds, spec in zip(load_sources(cfg, d.datasets, sample_kind, "data.datasets"), d.datasets, strict=True)]
-    eval_loaded = load_sources(cfg, d.eval_datasets, sample_kind, "data.eval_datasets") if d.eval_datasets else []
+    loaded = [
+        (ds, spec.weight)
+        for ds, spec in zip(
+            load_sources(cfg, d.datasets, sample_kind, "data.datasets"), d.datasets, strict=True
+        )
+    ]
+    eval_loaded = (
+        load_sources(cfg, d.eval_datasets, sample_kind, "data.eval_datasets") if d.eval_datasets else []
+    )
     key = _key(cfg, loaded, eval_loaded, tokenizer, template, sample_kind)
     folder = cache_root(cfg) / key
     if (folder / "stats.json").is_file():
@@ -156,13 +163,19 @@ def prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind:
             )
         eval_samples, samples = samples[:n_eval], samples[n_eval:]
 
-    opts = RenderOptions(max_length=d.max_length, train_on_prompt=d.train_on_prompt, mask_history=d.mask_history)
+    opts = RenderOptions(
+        max_length=d.max_length, train_on_prompt=d.train_on_prompt, mask_history=d.mask_history
+    )
     rendered, render_dropped = render_all(samples, tokenizer, template, opts, "tokenizing")
     dropped.update(render_dropped)
     if not rendered:
         reasons = ", ".join(f"{r} x{n}" for r, n in dropped.most_common()) or "no rows"
-        raise DataError(f"data.datasets: no usable samples after filtering ({reasons}); check data.max_length and the data")
-    eval_rendered, _ = render_all(eval_samples, tokenizer, template, opts, "tokenizing eval") if eval_samples else ([], None)
+        raise DataError(
+            f"data.datasets: no usable samples after filtering ({reasons}); check data.max_length and the data"
+        )
+    eval_rendered, _ = (
+        render_all(eval_samples, tokenizer, template, opts, "tokenizing eval") if eval_samples else ([], None)
+    )
 
     lengths = [len(r.input_ids) for r in rendered]
     stats = DataStats(

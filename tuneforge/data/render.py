@@ -150,7 +150,9 @@ def render_prompt(
     """Ids for generation: the conversation so far plus the assistant generation prompt, tokenized
     exactly as the renderer tokenizes training data."""
     try:
-        text = template.render(tokenizer, template_messages(messages, template), tools, add_generation_prompt=True)
+        text = template.render(
+            tokenizer, template_messages(messages, template), tools, add_generation_prompt=True
+        )
     except TemplateError as e:
         raise DataError(f"chat template {template.name!r} cannot render this conversation: {e}") from e
     return _with_bos(tokenizer, text, list(tokenizer(text, add_special_tokens=False)["input_ids"]))
