@@ -1,4 +1,4 @@
-"""`tuneforge ls methods|stages|formats|templates`: what each registry holds."""
+"""`tuneforge ls methods|stages|formats|templates|commands`: what each registry holds."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ def list_entries(what: str) -> str:
         from tuneforge.stages import STAGES as reg
     elif what == "formats":
         from tuneforge.data.formats import FORMATS as reg
+    elif what == "commands":
+        from tuneforge.commands import COMMANDS as reg
     else:
         from tuneforge.data.templates import TEMPLATES as reg
     lines = []
     for name in reg.names():
         mod = reg.get(name)
-        desc = getattr(mod, "DESCRIPTION", (mod.__doc__ or "").strip().splitlines()[0] if mod.__doc__ else "")
+        desc = getattr(mod, "DESCRIPTION", None) or getattr(mod, "HELP", None)
+        desc = desc or ((mod.__doc__ or "").strip().splitlines() or [""])[0]
         extra = ""
         supports = getattr(mod, "SUPPORTS", None)
         if supports:

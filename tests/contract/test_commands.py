@@ -1,0 +1,32 @@
+"""Every CLI verb (a module of tuneforge.commands) has the command shape and a working --help."""
+
+import pytest
+
+from tests.helpers.runs import run_cli
+from tuneforge.cli import build_parser
+from tuneforge.commands import COMMANDS
+
+
+@pytest.mark.parametrize("name", COMMANDS.names())
+def test_command_module_shape(name):
+    module = COMMANDS.get(name)
+    assert isinstance(module.HELP, str) and module.HELP
+    assert callable(module.add_arguments) and callable(module.run)
+    assert module.__doc__ and f"tuneforge {name}" in module.__doc__
+
+
+@pytest.mark.parametrize("name", COMMANDS.names())
+def test_every_verb_answers_help(name, capsys):
+    code, out, _ = run_cli(capsys, name, "--help")
+    assert code == 0
+    assert COMMANDS.get(name).HELP.split(" (")[0] in " ".join(out.split())
+
+
+def test_parser_lists_every_verb():
+    sub = next(a for a in build_parser()._actions if a.dest == "verb")
+    assert sorted(sub.choices) == COMMANDS.names()
+
+
+def test_unknown_verb_is_a_usage_error(capsys):
+    code, _, err = run_cli(capsys, "trian", "x.yaml")
+    assert code == 2 and "invalid choice" in err
