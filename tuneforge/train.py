@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class TrainContext:
     eval_dataset: object | None
     training_args: TrainingArguments
     callbacks: list = field(default_factory=list)
+    # the method's own optimizer (``model, args -> Optimizer``), or None for the Trainer's
+    optimizer_factory: Callable | None = None
 
 
 # our field -> TrainingArguments field, where the names differ or need translation
@@ -42,13 +45,17 @@ _NOT_TRAINING_ARGS = {"resume_from_checkpoint", "warmup_ratio"}
 
 
 def training_arguments(cfg: Config, run_dir: Path, has_eval: bool) -> TrainingArguments:
-    """The explicit mapping from `train:` to HF TrainingArguments (tested field by field)."""
+    """The explicit mapping from `train:` to HF TrainingArguments (tested field by field), plus the
+    method's own extra arguments (`tuneforge.methods.method_training_arguments`)."""
+    from tuneforge.methods import method_training_arguments
+
     t: TrainConfig = cfg.train
     kwargs = {k: v for k, v in t.model_dump().items() if k not in _NOT_TRAINING_ARGS}
     kwargs["report_to"] = [r for r in t.report_to if r != "none"] or "none"
     kwargs["eval_steps"] = t.eval_steps or t.save_steps
     # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
     kwargs["warmup_steps"] = t.warmup_steps or t.warmup_ratio
+    kwargs.update(method_training_arguments(cfg.method))
     return TrainingArguments(
         output_dir=str(run_dir),
         eval_strategy="steps" if has_eval else "no",
@@ -91,7 +98,7 @@ def run_training(cfg: Config) -> Path:
 
     from tuneforge.data.pipeline import prepare_data
     from tuneforge.data.templates import resolve_template
-    from tuneforge.methods import METHODS
+    from tuneforge.methods import METHODS, method_callbacks, method_optimizer_factory
     from tuneforge.models.load import load_model, load_tokenizer, resolve_model_source
     from tuneforge.models.wrap import wrap
     from tuneforge.stages import STAGES
@@ -130,6 +137,8 @@ def run_training(cfg: Config) -> Path:
         train_dataset=data.train,
         eval_dataset=data.eval,
         training_args=training_arguments(cfg, run_dir, has_eval=data.eval is not None),
+        callbacks=method_callbacks(cfg.method, model),
+        optimizer_factory=method_optimizer_factory(cfg.method),
     )
     trainer = stage.build_trainer(ctx)
     result = trainer.train(resume_from_checkpoint=resolve_resume(cfg, run_dir))

@@ -1,6 +1,7 @@
 """The HF Trainer subclass every causal-LM stage uses (step 7 of a run).
 
 What it adds to `transformers.Trainer`, and only this:
+- the tuning method's own optimizer, when the method defines one (`tuneforge.methods`);
 - checkpoints are written into a staging folder and renamed into place, so a crash mid-save never
   leaves a half-written ``checkpoint-N`` that resume would pick up;
 - guards that stop with a diagnosis instead of training on nothing: a batch with no trained
@@ -28,6 +29,17 @@ STAGING = ".staging"
 
 
 class TuneforgeTrainer(Trainer):
+    def __init__(self, *args, optimizer_factory=None, **kwargs):
+        self.optimizer_factory = optimizer_factory
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, *args, **kwargs):
+        """The method's own optimizer when it has one (LoRA+ groups, ...), else the Trainer's."""
+        if self.optimizer is None and self.optimizer_factory is not None:
+            self.optimizer = self.optimizer_factory(self.model, self.args)
+            return self.optimizer
+        return super().create_optimizer(*args, **kwargs)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.get("labels")
         if labels is not None and not bool((labels[..., 1:] != IGNORE_INDEX).any()):

@@ -27,4 +27,5 @@ def build_causal_lm_trainer(ctx: TrainContext) -> TuneforgeTrainer:
         data_collator=pad_collate(ctx.tokenizer.pad_token_id),
         processing_class=ctx.tokenizer,
         callbacks=ctx.callbacks,
+        optimizer_factory=ctx.optimizer_factory,
     )
