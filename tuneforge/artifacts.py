@@ -3,7 +3,7 @@ loading a finished run back (for chat, export, eval).
 
     RUN_DIR/config.yaml         the resolved config
     RUN_DIR/manifest.json       versions, base model, data hash and size, final metrics
-    RUN_DIR/adapter/            PEFT adapter (lora, qlora) - loads with plain peft
+    RUN_DIR/adapter/            PEFT adapter (lora, qlora, ...) - loads with plain peft
     RUN_DIR/model/              full weights (full, freeze) - loads with plain transformers
     RUN_DIR/tokenizer/          tokenizer with the chat template used in training
     RUN_DIR/chat_template.jinja that template, for other tools
@@ -84,7 +84,12 @@ def save_run(run_dir: Path, model, tokenizer, chat_template: str | None, stop_to
     target = run_dir / kind
     tmp = run_dir / f".{kind}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    if kind == "adapter":
+        from tuneforge.methods._lora_common import save_weights
+
+        save_weights(model, tmp)  # converts PiSSA/OLoRA adapters for the original base
+    else:
+        model.save_pretrained(tmp, safe_serialization=True)
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)

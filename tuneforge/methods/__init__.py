@@ -1,7 +1,8 @@
 """Tuning methods, one module per name users write as `method.name`.
 
 Each module defines ``Config`` (a pydantic model with ``name: Literal[<file name>]``), a one-line
-``DESCRIPTION``, ``SUPPORTS`` (dict: quantized_base, merge), ``load_kwargs(cfg) -> dict`` (extra
+``DESCRIPTION``, ``SUPPORTS`` (dict: quantized_base, merge, multi_adapter: several saved adapters of
+the method load onto one base and switch with PEFT's ``set_adapter``), ``load_kwargs(cfg) -> dict`` (extra
 ``from_pretrained`` arguments, e.g. a quantization config) and ``apply(model, cfg) -> model``.
 `tuneforge.models.wrap` is the one place that calls ``apply``.
 

@@ -19,7 +19,7 @@ from tuneforge.methods._base import MethodConfig
 log = logging.getLogger(__name__)
 
 DESCRIPTION = "Partial fine-tuning: only the last N decoder layers (or chosen modules) train."
-SUPPORTS = {"quantized_base": False, "merge": False}
+SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
 
 
 class Config(MethodConfig):

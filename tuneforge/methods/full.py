@@ -7,7 +7,7 @@ from typing import Literal
 from tuneforge.methods._base import MethodConfig
 
 DESCRIPTION = "Full fine-tuning: every parameter trains."
-SUPPORTS = {"quantized_base": False, "merge": False}
+SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
 
 
 class Config(MethodConfig):

@@ -10,7 +10,7 @@ from typing import Literal
 from tuneforge.methods._lora_common import LoraFields, apply_lora
 
 DESCRIPTION = "LoRA: small low-rank adapters train, the base model stays frozen."
-SUPPORTS = {"quantized_base": False, "merge": True}
+SUPPORTS = {"quantized_base": False, "merge": True, "multi_adapter": True}
 
 
 class Config(LoraFields):

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tuneforge.errors import ModelError
 from tuneforge.methods._lora_common import LoraFields, apply_lora
 
 DESCRIPTION = "QLoRA: LoRA adapters on a 4- or 8-bit quantized base (bitsandbytes); least memory."
-SUPPORTS = {"quantized_base": True, "merge": True}
+SUPPORTS = {"quantized_base": True, "merge": True, "multi_adapter": True}
 
 
 class Config(LoraFields):
@@ -32,6 +32,15 @@ class Config(LoraFields):
         description="dtype the 4-bit weights are dequantized to for each matmul (4-bit only); bfloat16 "
         "on recent GPUs is faster, float32 suits CPUs.",
     )
+
+    @model_validator(mode="after")
+    def _base_not_mutated(self):
+        if self.mutates_base():
+            raise ValueError(
+                f"init_lora_weights={self.peft_init()!r} rewrites the base weights, which a quantized base "
+                "cannot hold exactly; use method.name=loftq for an initialisation made for 4-bit bases"
+            )
+        return self
 
 
 def load_kwargs(cfg: Config) -> dict:

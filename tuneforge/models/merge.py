@@ -28,6 +28,13 @@ def merge_adapter(model) -> nn.Module:
             f"only adapter models can be merged, got {type(model).__name__}; full and freeze runs already "
             "save the whole model"
         )
+    if model.peft_config[model.active_adapter].is_prompt_learning:
+        kind = model.peft_config[model.active_adapter].peft_type.value.lower()
+        raise ModelError(
+            f"a {kind} adapter cannot be merged: it learns extra virtual tokens or attention prefixes, not "
+            "weight changes, so no plain model can hold it; serve the run with `tuneforge chat RUN_DIR`, or "
+            "load base + adapter with peft.PeftModel.from_pretrained(base, RUN_DIR/adapter)"
+        )
     if not _is_bnb_quantized(model.get_base_model()):
         return model.merge_and_unload()
     return _merge_into_dequantized(model)
