@@ -132,6 +132,7 @@ class Row:
     merge_atol: float = 1e-5
     reload_atol: float = 0.0  # 0: the reloaded adapter gives bit-identical logits
     frozen_extra: Callable[[nn.Module], int] = lambda plain: 0  # frozen parameters the adapter adds
+    min_drop: float = 0.5  # nats the loss falls in a few steps
 
 
 def only_lora(name: str, layers: int) -> bool:
@@ -174,20 +175,20 @@ ROWS = [
     Row("pissa", "pissa", LORA, adapter=True, trains=only_lora, count=lora_count, lr=1e-2, reload_atol=CONVERTED),
     Row("olora", "olora", LORA, adapter=True, trains=only_lora, count=lora_count, lr=1e-2, reload_atol=CONVERTED),
     Row("loraplus", "loraplus", LORA, adapter=True, trains=only_lora, count=lora_count, lr=2e-3),
-    Row("lorafa", "lorafa", LORA, adapter=True, trains=only_lora_b, count=lorafa_count, lr=1e-2,
+    Row("lorafa", "lorafa", LORA, adapter=True, trains=only_lora_b, count=lorafa_count, lr=3e-2,
         frozen_extra=lorafa_frozen_a),
     Row("loftq", "loftq", LORA, adapter=True, trains=only_lora, count=lora_count, lr=1e-2),
     Row("vera", "vera", {"r": 16}, adapter=True, trains=lambda n, layers: "vera_lambda" in n, count=vera_count,
         lr=5e-2),
     Row("adalora", "adalora", {"init_r": 4, "target_r": 2, "lora_dropout": 0.0}, adapter=True,
         trains=lambda n, layers: ".lora_" in n, count=adalora_count, lr=1e-2, frozen_extra=adalora_ranknums),
-    Row("ia3", "ia3", {}, adapter=True, trains=lambda n, layers: "ia3_l" in n, count=ia3_count, lr=5e-2),
+    Row("ia3", "ia3", {}, adapter=True, trains=lambda n, layers: "ia3_l" in n, count=ia3_count, lr=0.2, min_drop=0.1),
     Row("prompt_tuning", "prompt_tuning", PROMPT, adapter=True, trains=only_prompt_encoder, count=prompt_count,
-        lr=0.3),
+        lr=0.5, min_drop=0.1),
     Row("p_tuning", "p_tuning", {**PROMPT, "encoder_hidden_size": 32}, adapter=True, trains=only_prompt_encoder,
-        count=p_tuning_count, lr=1e-2),
+        count=p_tuning_count, lr=3e-2, min_drop=0.1),
     Row("prefix_tuning", "prefix_tuning", PROMPT, adapter=True, trains=only_prompt_encoder, count=prefix_count,
-        lr=0.1),
+        lr=0.3, min_drop=0.1),
 ]
 # fmt: on
 ADAPTER_ROWS = [r for r in ROWS if r.adapter]
@@ -324,14 +325,16 @@ def test_a_few_steps_lower_the_loss(row, tiny_model_dir, batch, tmp_path):
     optim = optimizer(model, row, tmp_path)
     model.train()
     losses = []
-    for _ in range(12):
+    for _ in range(8):
         loss = model(**on(model, batch)).loss
         loss.backward()
         optim.step()
         optim.zero_grad()
         losses.append(loss.item())
-    # a random tiny model starts near ln(vocab) ~ 10.8; every method here gets >= 0.5 nats lower
-    assert losses[-1] < losses[0] - 0.5, losses
+    # a random tiny model starts near ln(vocab) ~ 10.8; LoRA-like methods get >= 0.5 nats lower, the
+    # ones with a few hundred parameters (IA3, soft prompts) less
+    assert losses[-1] < losses[0] - row.min_drop, losses
+    assert losses == sorted(losses, reverse=True), losses
 
 
 RELOAD_SCRIPT = """

@@ -59,7 +59,9 @@ def initialise(peft_model, source: Path) -> int:
         if not isinstance(module, Linear4bit):
             continue
         layer = module.get_base_layer()
-        original = loader.get_tensor(name.removeprefix(prefix) + ".weight").to(layer.weight.device, torch.float32)
+        original = loader.get_tensor(name.removeprefix(prefix) + ".weight").to(
+            layer.weight.device, torch.float32
+        )
         residual = original - dequantize_weight(layer).float()
         for adapter in module.active_adapters:
             r, scale = module.r[adapter], module.scaling[adapter]
@@ -70,5 +72,7 @@ def initialise(peft_model, source: Path) -> int:
             b.copy_((u[:, :r] * root / scale).to(b.dtype))  # forward multiplies B @ A by scale
         done += 1
     if not done:
-        raise ModelError("method 'loftq' found no 4-bit LoRA layer to initialise; check method.target_modules")
+        raise ModelError(
+            "method 'loftq' found no 4-bit LoRA layer to initialise; check method.target_modules"
+        )
     return done

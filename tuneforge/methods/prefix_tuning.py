@@ -24,7 +24,9 @@ class Config(PromptFields):
         "instead of training them directly.",
     )
     encoder_hidden_size: int | None = Field(
-        None, gt=0, description="Hidden size of that MLP (prefix_projection only); none: the model's hidden size."
+        None,
+        gt=0,
+        description="Hidden size of that MLP (prefix_projection only); none: the model's hidden size.",
     )
 
     @model_validator(mode="after")

@@ -32,7 +32,9 @@ class Config(PromptFields):
         if self.prompt_tuning_init == "TEXT" and not self.prompt_tuning_init_text:
             raise ValueError("prompt_tuning_init: TEXT needs prompt_tuning_init_text, e.g. 'Answer briefly:'")
         if self.prompt_tuning_init != "TEXT" and self.prompt_tuning_init_text:
-            raise ValueError("prompt_tuning_init_text is only used with prompt_tuning_init: TEXT; set that too")
+            raise ValueError(
+                "prompt_tuning_init_text is only used with prompt_tuning_init: TEXT; set that too"
+            )
         return self
 
 
@@ -48,6 +50,8 @@ def apply(model, cfg: Config):
         prompt_tuning_init=cfg.prompt_tuning_init,
         prompt_tuning_init_text=cfg.prompt_tuning_init_text,
         # TEXT init tokenizes with the tokenizer saved next to the model
-        tokenizer_name_or_path=getattr(model, "name_or_path", None) if cfg.prompt_tuning_init == "TEXT" else None,
+        tokenizer_name_or_path=getattr(model, "name_or_path", None)
+        if cfg.prompt_tuning_init == "TEXT"
+        else None,
     )
     return apply_prompt_learning(model, config)

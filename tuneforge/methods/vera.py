@@ -19,7 +19,9 @@ SUPPORTS = {"quantized_base": False, "merge": True, "multi_adapter": True}
 
 class Config(TargetFields):
     name: Literal["vera"] = "vera"
-    r: int = Field(256, gt=0, description="Rank of the shared random matrices (VeRA uses larger r than LoRA).")
+    r: int = Field(
+        256, gt=0, description="Rank of the shared random matrices (VeRA uses larger r than LoRA)."
+    )
     vera_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter's input (0 <= x < 1).")
     d_initial: float = Field(0.1, gt=0, description="Initial value of every lambda_d entry.")
     projection_prng_key: int = Field(
