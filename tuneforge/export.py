@@ -1,6 +1,7 @@
 """`tuneforge export RUN_DIR --merge OUT_DIR`: a merged model that plain transformers loads.
 
-LoRA/QLoRA adapters are merged (QLoRA into a dequantized base); the tokenizer, chat template and a
+LoRA-family, VeRA, IA3 and AdaLoRA adapters are merged (QLoRA/LoftQ into a dequantized base);
+prompt-learning adapters are refused with the reason; the tokenizer, chat template and a
 generation config whose eos ids are the template's stop tokens go alongside. The export is then
 checked: reloaded with plain transformers, its logits must match the run's model, and generation
 must stop at the end-of-turn token.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from tuneforge.artifacts import load_run
+from tuneforge.artifacts import load_run, read_run
 from tuneforge.errors import TuneforgeError
 from tuneforge.generate import generate_answers, prompt_ids, stop_token_ids
 
@@ -33,8 +34,12 @@ def export_merged(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, GenerationConfig
 
-    from tuneforge.models.merge import merge_adapter
+    from tuneforge.methods import METHODS
+    from tuneforge.models.merge import merge_adapter, unmergeable
 
+    cfg, manifest = read_run(run_dir)
+    if manifest["artifact"] == "adapter" and not METHODS.get(cfg.method.name).SUPPORTS["merge"]:
+        raise unmergeable(cfg.method.name)  # before loading anything
     run = load_run(run_dir)
     out = Path(out_dir)
     probe = [{"role": "user", "content": "Who are you?"}]

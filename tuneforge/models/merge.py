@@ -29,15 +29,19 @@ def merge_adapter(model) -> nn.Module:
             "save the whole model"
         )
     if model.peft_config[model.active_adapter].is_prompt_learning:
-        kind = model.peft_config[model.active_adapter].peft_type.value.lower()
-        raise ModelError(
-            f"a {kind} adapter cannot be merged: it learns extra virtual tokens or attention prefixes, not "
-            "weight changes, so no plain model can hold it; serve the run with `tuneforge chat RUN_DIR`, or "
-            "load base + adapter with peft.PeftModel.from_pretrained(base, RUN_DIR/adapter)"
-        )
+        raise unmergeable(model.peft_config[model.active_adapter].peft_type.value.lower())
     if not _is_bnb_quantized(model.get_base_model()):
         return model.merge_and_unload()
     return _merge_into_dequantized(model)
+
+
+def unmergeable(kind: str) -> ModelError:
+    """The error for adapters that live outside the weights (prompt, p- and prefix tuning)."""
+    return ModelError(
+        f"a {kind} adapter cannot be merged: it learns extra virtual tokens or attention prefixes, not "
+        "weight changes, so no plain model can hold it; serve the run with `tuneforge chat RUN_DIR`, or "
+        "load base + adapter with peft.PeftModel.from_pretrained(base, RUN_DIR/adapter)"
+    )
 
 
 def dequantize_weight(layer: nn.Module) -> torch.Tensor:
