@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from tuneforge.artifacts import load_run
-from tuneforge.errors import TuneforgeError
+from tuneforge.errors import ModelError, TuneforgeError
 from tuneforge.generate import generate_answers, prompt_ids, stop_token_ids
 
 
@@ -35,6 +35,7 @@ def export_merged(
 
     from tuneforge.models.merge import merge_adapter
 
+    check_mergeable(run_dir)
     run = load_run(run_dir)
     out = Path(out_dir)
     probe = [{"role": "user", "content": "Who are you?"}]
@@ -93,6 +94,20 @@ def export_merged(
         )
     answer = generate_answers(reloaded, tok, [probe], stop_tokens=run.stop_tokens, max_new_tokens=64)[0]
     return {"out": str(out), "max_logit_diff": diff, "stops": stopped, "probe_answer": answer}
+
+
+def check_mergeable(run_dir: str | Path) -> None:
+    """Fail before loading anything when the run's adapter cannot fold into the base weights."""
+    from tuneforge.artifacts import read_run
+    from tuneforge.methods import METHODS
+
+    cfg, manifest = read_run(run_dir)
+    if manifest.get("artifact") == "method_adapter" and not METHODS.get(cfg.method.name).SUPPORTS["merge"]:
+        raise ModelError(
+            f"{run_dir}: method {cfg.method.name!r} adds modules of its own that cannot be folded into the "
+            "base weights, so `export --merge` cannot write a plain model; use it with "
+            f"`tuneforge chat {run_dir}`, or train with a mergeable method (lora, bitfit, llama_pro, full)"
+        )
 
 
 @torch.no_grad()
