@@ -165,10 +165,10 @@ ROWS = [
         merge_atol=1e-5),
     Row("lora_drop", "lora_drop", {**LORA, "probe_steps": 2}, adapter=True, trains=only_lora, count=lora_count,
         lr=1e-2, merge_atol=1e-5),
-    Row("mam", "mam", MAM, adapter=False, own_adapter=True, trains=containing(".parallel_adapter.", ".prefix."),
+    Row("mam", "mam", MAM, adapter=False, own_adapter=True, trains=containing(".parallel_adapter.", ".tuneforge_prefix."),
         count=mam_count, lr=1e-2),
     Row("unipelt", "unipelt", UNIPELT, adapter=False, own_adapter=True,
-        trains=containing(".lora.", ".adapter.", ".prefix."), count=unipelt_count, lr=3e-2),
+        trains=containing(".lora.", ".adapter.", ".tuneforge_prefix."), count=unipelt_count, lr=3e-2),
 ]
 # fmt: on
 # PEFT adapters, the methods' own adapters, and llama_pro's inserted blocks can all be switched off

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
-PREFIX_ATTENTION = "tuneforge_prefix"
+PREFIX_ATTENTION = "tuneforge_prefix"  # the attention function's registered name
+PREFIX_CHILD = "tuneforge_prefix"  # the Prefix's name under each attention module
 
 
 class Piece(nn.Module):
@@ -113,7 +114,7 @@ def attach_parallel(module: nn.Module, name: str, piece: Piece) -> None:
     module.register_forward_hook(hook)
 
 
-def attach_prefix(model: nn.Module, attention: nn.Module, name: str, piece: Prefix) -> None:
+def attach_prefix(model: nn.Module, attention: nn.Module, piece: Prefix) -> None:
     """Learned prefix keys/values for ``attention`` (a module with ``layer_idx``); switches the
     model to the prefix attention function, which wraps PyTorch SDPA."""
     from transformers import AttentionInterface
@@ -121,17 +122,16 @@ def attach_prefix(model: nn.Module, attention: nn.Module, name: str, piece: Pref
 
     AttentionInterface.register(PREFIX_ATTENTION, prefix_attention)
     AttentionMaskInterface.register(PREFIX_ATTENTION, sdpa_mask)
-    attention.add_module(name, piece)
-    attention.tuneforge_prefix = piece
+    attention.add_module(PREFIX_CHILD, piece)
     model.config._attn_implementation = PREFIX_ATTENTION
 
 
 def prefix_attention(module, query, key, value, attention_mask, **kwargs):
-    """SDPA attention with ``module.tuneforge_prefix``'s keys/values in front of the real ones;
+    """SDPA attention with the module's `Prefix` keys/values in front of the real ones;
     every query sees the whole prefix, the real keys keep their (causal/padding) mask."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    prefix = getattr(module, "tuneforge_prefix", None)
+    prefix = getattr(module, PREFIX_CHILD, None)
     if prefix is None or not prefix.enabled:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     batch, q_len, kv_len = query.shape[0], query.shape[2], key.shape[2]
@@ -188,4 +188,4 @@ def attach_prefixes(
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
     for layer in layers:
-        attach_prefix(model, layer.self_attn, "prefix", Prefix(kv_heads, head_dim, num_virtual_tokens, gate))
+        attach_prefix(model, layer.self_attn, Prefix(kv_heads, head_dim, num_virtual_tokens, gate))
