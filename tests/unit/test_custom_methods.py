@@ -179,3 +179,26 @@ def test_lora_drop_freezes_and_zeroes_the_dropped_modules(tiny_llama_dir, tmp_pa
             b = module.lora_B["default"].weight
             assert b.requires_grad == (name in kept)
             assert bool(b.any()) == (name in kept)
+
+
+def test_freeze_by_layer_range(tiny_llama_dir):
+    model, cfg = wrapped("freeze", tiny_llama_dir, trainable_layer_range=[1, 1])
+    assert cfg.trainable_layers == 0  # the range replaces the last-N default
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, _ in model.named_parameters() if n.startswith("model.layers.1.")}
+
+
+@pytest.mark.parametrize(
+    "values, error, message",
+    [
+        ({"trainable_layer_range": [2, 1]}, ValidationError, "0 <= first <= last, got \\[2, 1\\]"),
+        (
+            {"trainable_layer_range": [0, 2]},
+            ConfigError,
+            "trainable_layer_range=\\[0, 2\\] but the model has 2",
+        ),
+    ],
+)
+def test_freeze_layer_range_rejects_bad_ranges(values, error, message, tiny_llama_dir):
+    with pytest.raises(error, match=message):
+        wrapped("freeze", tiny_llama_dir, **values)
