@@ -88,3 +88,42 @@ def test_relora_run_saves_the_merged_model(tmp_path, tiny_llama_dir, capsys):
         ours = load_run(run_dir).model(input_ids=torch.tensor(PROBE)).logits
         assert torch.equal(plain(input_ids=torch.tensor(PROBE)).logits, ours)
         assert not torch.equal(base(input_ids=torch.tensor(PROBE)).logits, ours)
+
+
+def test_bitfit_example_trains_on_qwen2_and_merges(tmp_path, tiny_qwen2_dir, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "examples/bitfit/sft_bitfit.yaml",
+        f"model.name_or_path={tiny_qwen2_dir}",
+        "train.max_steps=1",
+        "data.max_length=64",
+        f"output.dir={tmp_path / 'run'}",
+        "train.report_to=[none]",
+        "output.plot_loss=false",
+    )
+    assert code == 0, err[-2000:]
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["artifact"] == "adapter"
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").stat().st_size < 10_000
+    # merging adds the trained deltas into the biases; export checks the logits against the run
+    code, out, err = run_cli(
+        capsys, "export", str(tmp_path / "run"), "--merge", str(tmp_path / "merged"), "--no-check-stop"
+    )
+    assert code == 0, err[-2000:]
+    assert "max logit difference" in out
+
+
+def test_bitfit_on_a_model_without_biases_is_one_line(tmp_path, tiny_llama_dir, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "examples/bitfit/sft_bitfit.yaml",
+        f"model.name_or_path={tiny_llama_dir}",
+        f"output.dir={tmp_path / 'run'}",
+        "data.max_length=64",
+    )
+    assert code == 2
+    assert "has no biases in its linear layers" in err and "use method.name=lora" in err
+    assert "Traceback" not in err
