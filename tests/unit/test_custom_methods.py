@@ -202,3 +202,25 @@ def test_freeze_by_layer_range(tiny_llama_dir):
 def test_freeze_layer_range_rejects_bad_ranges(values, error, message, tiny_llama_dir):
     with pytest.raises(error, match=message):
         wrapped("freeze", tiny_llama_dir, **values)
+
+
+def test_relora_restart_drops_the_optimizer_state_and_rewarms_the_learning_rate(tiny_llama_dir):
+    from transformers import TrainerState
+
+    model, cfg = wrapped("relora", tiny_llama_dir, r=2, merge_every=3, restart_warmup_steps=2)
+    (callback,) = method_callbacks(cfg, model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=1.0)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    optim.step()
+    assert all(p in optim.state for p in params)
+    lrs = []
+    for step in (1, 2, 3, 4, 5):
+        optim.param_groups[0]["lr"] = 1.0  # what a constant scheduler sets before each callback
+        callback.on_step_end(None, TrainerState(global_step=step, max_steps=10), None, optimizer=optim)
+        lrs.append(optim.param_groups[0]["lr"])
+        if step == 3:
+            assert not any(p in optim.state for p in params)  # reset at the merge
+    assert lrs == pytest.approx([1.0, 1.0, 1 / 3, 2 / 3, 1.0]), lrs
+    assert callback.merges == 1
