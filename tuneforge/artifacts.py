@@ -3,7 +3,8 @@ loading a finished run back (for chat, export, eval).
 
     RUN_DIR/config.yaml         the resolved config
     RUN_DIR/manifest.json       versions, base model, data hash and size, final metrics
-    RUN_DIR/adapter/            PEFT adapter (lora, qlora, ...) - loads with plain peft
+    RUN_DIR/adapter/            PEFT adapter (lora, qlora, ...) - loads with plain peft; or, for methods
+                                PEFT lacks (adapter, mam, unipelt), their own trained tensors + config
     RUN_DIR/model/              full weights (full, freeze) - loads with plain transformers
     RUN_DIR/tokenizer/          tokenizer with the chat template used in training
     RUN_DIR/chat_template.jinja that template, for other tools
@@ -75,16 +76,24 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_run(run_dir: Path, model, tokenizer, chat_template: str | None, stop_tokens, manifest: dict) -> None:
+def save_run(
+    run_dir: Path, model, tokenizer, chat_template: str | None, stop_tokens, manifest: dict, method_cfg=None
+) -> None:
     """Write the trained weights, tokenizer, template and manifest (the manifest last: its presence
-    marks a finished run)."""
+    marks a finished run). ``method_cfg`` lets the method save its own adapter or final model."""
     from peft import PeftModel
 
-    kind = "adapter" if isinstance(model, PeftModel) else "model"
-    target = run_dir / kind
-    tmp = run_dir / f".{kind}.tmp"
+    from tuneforge.methods import final_model, has_own_adapter, save_method_adapter
+
+    model = final_model(model, method_cfg) if method_cfg is not None else model
+    own = method_cfg is not None and has_own_adapter(method_cfg)
+    kind = "method_adapter" if own else "adapter" if isinstance(model, PeftModel) else "model"
+    target = run_dir / ("adapter" if own else kind)
+    tmp = run_dir / f".{target.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    if kind == "adapter":
+    if own:
+        save_method_adapter(model, method_cfg, tmp)
+    elif kind == "adapter":
         from tuneforge.methods._lora_common import save_weights
 
         save_weights(model, tmp)  # converts PiSSA/OLoRA adapters for the original base
@@ -140,9 +149,13 @@ def load_run(run_dir: str | Path, *, base_only: bool = False) -> LoadedRun:
     run_dir = Path(run_dir)
     cfg, manifest = read_run(run_dir)
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
-    if manifest["artifact"] == "adapter" or base_only:
+    if manifest["artifact"] in ("adapter", "method_adapter") or base_only:
         model = load_model(cfg.model, cfg.method)
-        if not base_only:
+        if manifest["artifact"] == "method_adapter" and not base_only:
+            from tuneforge.methods import load_method_adapter
+
+            model = load_method_adapter(model, cfg.method, run_dir / "adapter")
+        elif not base_only:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, run_dir / "adapter")

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from tuneforge.artifacts import load_run, read_run
-from tuneforge.errors import TuneforgeError
+from tuneforge.errors import ModelError, TuneforgeError
 from tuneforge.generate import generate_answers, prompt_ids, stop_token_ids
 
 
@@ -34,12 +34,9 @@ def export_merged(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, GenerationConfig
 
-    from tuneforge.methods import METHODS
-    from tuneforge.models.merge import merge_adapter, unmergeable
+    from tuneforge.models.merge import merge_adapter
 
-    cfg, manifest = read_run(run_dir)
-    if manifest["artifact"] == "adapter" and not METHODS.get(cfg.method.name).SUPPORTS["merge"]:
-        raise unmergeable(cfg.method.name)  # before loading anything
+    check_mergeable(run_dir)  # before loading anything
     run = load_run(run_dir)
     out = Path(out_dir)
     probe = [{"role": "user", "content": "Who are you?"}]
@@ -98,6 +95,25 @@ def export_merged(
         )
     answer = generate_answers(reloaded, tok, [probe], stop_tokens=run.stop_tokens, max_new_tokens=64)[0]
     return {"out": str(out), "max_logit_diff": diff, "stops": stopped, "probe_answer": answer}
+
+
+def check_mergeable(run_dir: str | Path) -> None:
+    """Fail before loading anything when the run's adapter cannot fold into the base weights: PEFT's
+    prompt-learning adapters (virtual tokens, prefixes) and our own added modules (adapter, mam, ...)."""
+    from tuneforge.methods import METHODS
+    from tuneforge.models.merge import unmergeable
+
+    cfg, manifest = read_run(run_dir)
+    if METHODS.get(cfg.method.name).SUPPORTS["merge"]:
+        return
+    if manifest.get("artifact") == "adapter":
+        raise unmergeable(cfg.method.name)
+    if manifest.get("artifact") == "method_adapter":
+        raise ModelError(
+            f"{run_dir}: method {cfg.method.name!r} adds modules of its own that cannot be folded into the "
+            "base weights, so `export --merge` cannot write a plain model; use it with "
+            f"`tuneforge chat {run_dir}`, or train with a mergeable method (lora, bitfit, llama_pro, full)"
+        )
 
 
 @torch.no_grad()

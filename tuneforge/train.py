@@ -171,7 +171,7 @@ def run_training(cfg: Config) -> Path:
         from tuneforge.plots import plot_loss
 
         plot_loss(trainer.state.log_history, run_dir / "loss.png")
-    save_run(run_dir, trainer.model, tokenizer, chat_template, stop_tokens, manifest)
+    save_run(run_dir, trainer.model, tokenizer, chat_template, stop_tokens, manifest, method_cfg=cfg.method)
     return run_dir
 
 

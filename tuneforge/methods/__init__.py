@@ -13,6 +13,14 @@ Optional hooks, for methods that reach past the model (read by the helpers below
   (e.g. LoRA+ learning-rate groups); ``args`` is the run's `TrainingArguments`.
 - ``callbacks(cfg, model) -> list[transformers.TrainerCallback]``: hooks into the training loop
   (e.g. rank reallocation, periodic merge-and-restart). ``model`` is the wrapped model.
+- ``save_adapter(model, cfg, directory)`` / ``load_adapter(base_model, cfg, directory) -> model``:
+  for adapters PEFT cannot save (`adapter`, `mam`, `unipelt`): write only the trained tensors and
+  the method config into ``RUN_DIR/adapter/`` (manifest ``artifact: method_adapter``), and put them
+  back onto a freshly loaded base. `tuneforge.artifacts` calls them; `chat` and `eval` then work.
+- ``disable_adapter(model)`` -> context manager: inside it the model computes the base's outputs
+  exactly (PEFT models have their own ``model.disable_adapter()``).
+- ``final_model(model, cfg) -> model``: the model the run saves, when it differs from the trained
+  one (`relora` folds its last cycle into the base and saves the whole model).
 """
 
 from tuneforge.registry import Registry
@@ -38,3 +46,38 @@ def method_callbacks(cfg, model) -> list:
     """The method's training-loop callbacks for the wrapped ``model`` (empty for most methods)."""
     module = METHODS.get(cfg.name)
     return list(module.callbacks(cfg, model)) if hasattr(module, "callbacks") else []
+
+
+def has_own_adapter(cfg) -> bool:
+    """Whether ``cfg``'s method saves and loads its adapter itself (``save_adapter`` / ``load_adapter``)."""
+    return hasattr(METHODS.get(cfg.name), "save_adapter")
+
+
+def save_method_adapter(model, cfg, directory) -> None:
+    """Save ``model``'s adapter with the method's own ``save_adapter``."""
+    METHODS.get(cfg.name).save_adapter(model, cfg, directory)
+
+
+def load_method_adapter(base_model, cfg, directory):
+    """``base_model`` with the adapter saved by `save_method_adapter` in ``directory``."""
+    return METHODS.get(cfg.name).load_adapter(base_model, cfg, directory)
+
+
+def disable_adapter(model, cfg):
+    """Context manager in which ``model`` (wrapped by ``cfg``'s method) computes its base's outputs."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        return model.disable_adapter()
+    module = METHODS.get(cfg.name)
+    if not hasattr(module, "disable_adapter"):
+        from tuneforge.errors import ConfigError
+
+        raise ConfigError(f"method {cfg.name!r} has no adapter to disable: it trains the model itself")
+    return module.disable_adapter(model)
+
+
+def final_model(model, cfg):
+    """The model a run saves: the method's ``final_model(model, cfg)`` when it has one, else ``model``."""
+    module = METHODS.get(cfg.name)
+    return module.final_model(model, cfg) if hasattr(module, "final_model") else model

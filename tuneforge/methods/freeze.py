@@ -1,6 +1,6 @@
-"""`freeze`: the base stays frozen except the last N decoder layers and/or the parameters matching
-`trainable_modules`, optionally plus the embeddings and the output head. No adapter: the run
-saves the whole model, like `full`.
+"""`freeze`: the base stays frozen except the last N decoder layers, a range of layers
+(`trainable_layer_range`), and/or the parameters matching `trainable_modules`, optionally plus
+the embeddings and the output head. No adapter: the run saves the whole model, like `full`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from tuneforge.errors import ConfigError
@@ -29,6 +29,11 @@ class Config(MethodConfig):
         ge=0,
         description="Train the last N decoder layers (default 2, or 0 when trainable_modules is given).",
     )
+    trainable_layer_range: tuple[int, int] | None = Field(
+        None,
+        description="Train the decoder layers from the first to the second index, both included, counting "
+        "from 0, e.g. [2, 5] (replaces the trainable_layers default when given).",
+    )
     trainable_modules: list[str] = Field(
         default_factory=list,
         description="Also train parameters under these modules: names or glob patterns over dotted "
@@ -42,9 +47,19 @@ class Config(MethodConfig):
     @model_validator(mode="before")
     @classmethod
     def _modules_replace_layer_default(cls, data):
-        if isinstance(data, dict) and data.get("trainable_modules") and "trainable_layers" not in data:
+        chosen = isinstance(data, dict) and (
+            data.get("trainable_modules") or data.get("trainable_layer_range")
+        )
+        if chosen and "trainable_layers" not in data:
             data = {**data, "trainable_layers": 0}
         return data
+
+    @field_validator("trainable_layer_range")
+    @classmethod
+    def _ordered(cls, value):
+        if value is not None and not 0 <= value[0] <= value[1]:
+            raise ValueError(f"give [first, last] with 0 <= first <= last, got {list(value)}")
+        return value
 
 
 def load_kwargs(cfg: Config) -> dict:
@@ -62,6 +77,16 @@ def apply(model, cfg: Config):
                 f"method.trainable_layers={cfg.trainable_layers} but the model has {len(layers)} decoder layers"
             )
         for layer in layers[len(layers) - cfg.trainable_layers :]:
+            chosen.extend(layer.parameters())
+    if cfg.trainable_layer_range is not None:
+        first, last = cfg.trainable_layer_range
+        layers = decoder_layers(model)
+        if last >= len(layers):
+            raise ConfigError(
+                f"method.trainable_layer_range=[{first}, {last}] but the model has {len(layers)} decoder layers "
+                f"(0 to {len(layers) - 1})"
+            )
+        for layer in layers[first : last + 1]:
             chosen.extend(layer.parameters())
     named = dict(model.named_parameters(remove_duplicate=False))
     for pattern in cfg.trainable_modules:

@@ -1,0 +1,102 @@
+"""`adapter`: bottleneck adapters (Houlsby et al. 2019, https://arxiv.org/abs/1902.00751; Pfeiffer
+et al. 2021, https://arxiv.org/abs/2005.00247). PEFT has no bottleneck adapters, so they are built
+here from `_pieces`: in every decoder block a small down-project / non-linearity / up-project module
+adds its output to the sublayer's (Houlsby: after the attention output projection and after the MLP;
+Pfeiffer: after the MLP only). The up-projection starts at zero, so training starts from the base.
+
+The run saves only the adapters (`_saved`): ``RUN_DIR/adapter/tuneforge_adapter.safetensors``.
+They add non-linear modules, so they cannot be merged into the base weights.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+from tuneforge.errors import ConfigError
+from tuneforge.methods._base import MethodConfig
+from tuneforge.methods._pieces import Bottleneck, attach_after, disabled, freeze_base
+from tuneforge.methods._saved import load_trained, save_trained
+
+DESCRIPTION = "Bottleneck adapters (Houlsby / Pfeiffer) after the attention and/or MLP; base frozen."
+SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
+
+
+class AdapterFields(MethodConfig):
+    reduction_factor: int = Field(
+        16, gt=0, description="Bottleneck size = hidden_size / reduction_factor (rounded down, at least 1)."
+    )
+    bottleneck_size: int | None = Field(
+        None, gt=0, description="Bottleneck size in units; overrides reduction_factor when given."
+    )
+    non_linearity: Literal["relu", "gelu", "silu", "tanh"] = Field(
+        "relu", description="Activation between the down- and the up-projection."
+    )
+
+
+class Config(AdapterFields):
+    name: Literal["adapter"] = "adapter"
+    placement: Literal["houlsby", "pfeiffer"] = Field(
+        "pfeiffer",
+        description="houlsby: an adapter after the attention output and one after the MLP of every block; "
+        "pfeiffer: one after the MLP only (half the parameters, about as accurate).",
+    )
+    scaling: float = Field(1.0, gt=0, description="Multiplier on the adapter's output.")
+
+
+def load_kwargs(cfg: Config) -> dict:
+    return {}
+
+
+def bottleneck_size(hidden: int, cfg: AdapterFields) -> int:
+    return cfg.bottleneck_size or max(1, hidden // cfg.reduction_factor)
+
+
+def apply(model, cfg: Config):
+    hidden = model.config.get_text_config().hidden_size
+    size = bottleneck_size(hidden, cfg)
+    for layer in block_layers(model):
+        if cfg.placement == "houlsby":
+            piece = Bottleneck(hidden, size, hidden, cfg.non_linearity, cfg.scaling)
+            attach_after(attention_output(layer), "adapter", piece)
+        attach_after(layer.mlp, "adapter", Bottleneck(hidden, size, hidden, cfg.non_linearity, cfg.scaling))
+    freeze_base(model)
+    return model.to(next(p for p in model.parameters() if not p.requires_grad).device)
+
+
+def block_layers(model) -> nn.ModuleList:
+    """The decoder blocks, checked to have the ``self_attn`` / ``mlp`` parts the pieces attach to."""
+    from tuneforge.methods.freeze import decoder_layers
+
+    layers = decoder_layers(model)
+    for layer in layers:
+        if not (hasattr(layer, "self_attn") and hasattr(layer, "mlp")):
+            raise ConfigError(
+                f"the decoder blocks of {type(model).__name__} have no self_attn / mlp modules, which "
+                "this method attaches to; use method.name=lora"
+            )
+    return layers
+
+
+def attention_output(layer: nn.Module) -> nn.Module:
+    """The attention's output projection (o_proj, or dense / out_proj in some families)."""
+    for name in ("o_proj", "out_proj", "dense"):
+        if isinstance(getattr(layer.self_attn, name, None), nn.Linear):
+            return getattr(layer.self_attn, name)
+    raise ConfigError(
+        f"cannot find the attention output projection of {type(layer).__name__}; use placement=pfeiffer"
+    )
+
+
+def save_adapter(model, cfg: Config, directory) -> None:
+    save_trained(model, cfg, directory)
+
+
+def load_adapter(base_model, cfg: Config, directory):
+    return load_trained(apply(base_model, cfg), directory)
+
+
+def disable_adapter(model):
+    return disabled(model)
