@@ -8,6 +8,7 @@ Adding a method = one file in tuneforge/methods + a row in ROWS below + one line
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,15 +17,16 @@ import pytest
 import torch
 from pydantic import ValidationError
 from torch import nn
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, TrainingArguments
 
 from tuneforge.config.schema import ModelConfig
 from tuneforge.errors import ConfigError, TrainingError
-from tuneforge.methods import METHODS
+from tuneforge.methods import METHODS, method_optimizer_factory, method_training_arguments
 from tuneforge.methods._lora_common import LoraFields
 from tuneforge.models.load import load_model
 from tuneforge.models.merge import merge_adapter
 from tuneforge.models.wrap import count_parameters, wrap
+from tuneforge.trainer import TuneforgeTrainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:MatMul8bitLt")
 
@@ -45,6 +47,10 @@ def last_layer_count(plain: nn.Module) -> int:
     return sum(p.numel() for p in plain.model.layers[-1].parameters())
 
 
+def first_layer_count(plain: nn.Module) -> int:
+    return sum(p.numel() for p in plain.model.layers[0].parameters())
+
+
 def all_count(plain: nn.Module) -> int:
     return sum(p.numel() for p in plain.parameters())  # tied embeddings/head counted once
 
@@ -59,6 +65,8 @@ class Row:
     count: Callable[[nn.Module], int]  # expected trainable parameters, from the plain float base
     lr: float
     merge_atol: float | None = None
+    # optimiser-side methods: "package:Class" of the optimizer the run's trainer must build
+    optimizer: str | None = None
 
 
 def only_lora(name: str, layers: int) -> bool:
@@ -67,6 +75,13 @@ def only_lora(name: str, layers: int) -> bool:
 
 def only_last_layer(name: str, layers: int) -> bool:
     return f".layers.{layers - 1}." in name
+
+
+def only_first_layer(name: str, layers: int) -> bool:
+    return ".layers.0." in name
+
+
+LOWRANK = {"rank": 4, "update_proj_gap": 5}
 
 
 # fmt: off
@@ -85,10 +100,19 @@ ROWS = [
     # to int8), which moves these logits by up to ~1e-2; the merged float model has no such noise
     Row("qlora-8bit", "qlora", {**LORA, "bits": 8}, adapter=True, trains=only_lora, count=lora_count, lr=1e-2,
         merge_atol=3e-2),
+    # optimiser-side methods: full fine-tuning whose point is the optimizer the trainer builds
+    Row("galore", "galore", LOWRANK, adapter=False, trains=lambda n, layers: True, count=all_count, lr=3e-3,
+        optimizer="galore_torch:GaLoreAdamW"),
+    Row("apollo", "apollo", LOWRANK, adapter=False, trains=lambda n, layers: True, count=all_count, lr=3e-3,
+        optimizer="apollo_torch:APOLLOAdamW"),
+    # BAdam trains one decoder layer at a time, starting with the first (switch_mode ascending)
+    Row("badam", "badam", {"switch_block_every": 100}, adapter=False, trains=only_first_layer,
+        count=first_layer_count, lr=3e-3, optimizer="badam:BlockOptimizer"),
 ]
 # fmt: on
 ADAPTER_ROWS = [r for r in ROWS if r.adapter]
 MERGE_ROWS = [r for r in ROWS if METHODS.get(r.method).SUPPORTS["merge"]]
+OPTIMIZER_ROWS = [r for r in ROWS if r.optimizer]
 LORA_METHODS = [n for n in METHODS.names() if issubclass(METHODS.get(n).Config, LoraFields)]
 
 
@@ -173,11 +197,27 @@ def test_forward_backward_is_finite(row, tiny_model_dir, batch):
     assert any(g.abs().sum() > 0 for g in grads)
 
 
+def trainer_optimizer(model: nn.Module, row: Row, tmp_path, lr: float) -> torch.optim.Optimizer:
+    """The optimizer a run's trainer builds for this method (its TrainingArguments + its own hook)."""
+    cfg = method_cfg(row)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), learning_rate=lr, use_cpu=True, report_to="none",
+        **method_training_arguments(cfg),
+    )  # fmt: skip
+    trainer = TuneforgeTrainer(model=model, args=args, optimizer_factory=method_optimizer_factory(cfg))
+    return trainer.create_optimizer()
+
+
 @by_id(ROWS)
-def test_a_few_steps_lower_the_loss(row, tiny_model_dir, batch):
+def test_a_few_steps_lower_the_loss(row, tiny_model_dir, batch, tmp_path):
     torch.manual_seed(0)
     model = wrapped(row, tiny_model_dir)
-    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=row.lr)
+    if row.optimizer:  # the method's own optimizer is the point
+        optim = trainer_optimizer(model, row, tmp_path, row.lr)
+        package, name = row.optimizer.split(":")
+        assert isinstance(optim, getattr(importlib.import_module(package), name))
+    else:
+        optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=row.lr)
     model.train()
     losses = []
     for _ in range(12):
