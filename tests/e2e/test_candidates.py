@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -124,3 +126,35 @@ def test_bad_input_is_one_line_before_training(argv, message, config, tmp_path, 
     code, stdout, err = run_cli(capsys, *argv, *(["--out", str(tmp_path / "o")] if argv[0] != "ls" else []))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+ROOT = Path(__file__).parents[2]
+RUNNER_EXAMPLES = sorted((ROOT / "examples" / "sweep").glob("*.yaml")) + [
+    ROOT / "examples/bench/arithmetic.yaml"
+]
+
+
+@pytest.mark.parametrize("example", RUNNER_EXAMPLES, ids=[p.stem for p in RUNNER_EXAMPLES])
+def test_runner_examples_head_command_is_valid(example, monkeypatch):
+    """The command on an example's first line parses, and every candidate it names validates."""
+    from tuneforge.bench import bench_candidates, read_settings
+    from tuneforge.candidates import validate_all
+    from tuneforge.cli import build_parser
+    from tuneforge.sweep import grid_candidates, parse_grid
+
+    monkeypatch.chdir(ROOT)
+    command = example.read_text().splitlines()[0].removeprefix("# ").split("   (after:")[0]
+    argv = shlex.split(command)
+    assert argv[0] == "tuneforge"
+    args = build_parser().parse_args(argv[1:])
+    config = Path(args.config)
+    if args.verb == "sweep":
+        candidates = grid_candidates(config, parse_grid(args.grid), args.overrides)
+    else:
+        names = args.methods.split(",") if args.methods else METHODS.names()
+        candidates = bench_candidates(
+            config, names, read_settings(Path(args.settings)), args.steps, args.overrides
+        )
+        assert {c.name for c in candidates} == set(METHODS.names()) or args.methods
+    assert len(candidates) >= 2
+    validate_all(candidates, Path(args.out))
