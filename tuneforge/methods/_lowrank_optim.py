@@ -8,6 +8,7 @@ so these methods only translate their fields into those `TrainingArguments` (the
 from __future__ import annotations
 
 import importlib.util
+from typing import Literal
 
 from pydantic import Field, field_validator
 from torch import nn
@@ -32,6 +33,9 @@ class LowRankOptimFields(MethodConfig):
         description="Linear layers whose gradients are projected (optim_target_modules): 'all-linear' "
         "(every linear layer but the output head) or names such as [q_proj, v_proj]; other parameters "
         "get plain AdamW.",
+    )
+    proj_type: Literal["std", "reverse_std", "right", "left", "full"] = Field(
+        "std", description="Which side of each gradient is projected (optim_args proj_type)."
     )
     layerwise: bool = Field(
         False,
@@ -79,7 +83,13 @@ def check_linear_targets(model: nn.Module, cfg: LowRankOptimFields) -> None:
             )
 
 
-def train_everything(model: nn.Module) -> nn.Module:
+def load_kwargs(cfg: LowRankOptimFields) -> dict:
+    return {}
+
+
+def apply(model: nn.Module, cfg: LowRankOptimFields) -> nn.Module:
+    """Every parameter trains (the optimizer is the method); the targets must exist."""
+    check_linear_targets(model, cfg)
     for p in model.parameters():
         p.requires_grad_(True)
     return model

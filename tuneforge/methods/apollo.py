@@ -11,12 +11,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.methods._lowrank_optim import (
-    LowRankOptimFields,
-    check_linear_targets,
-    optimizer_arguments,
-    train_everything,
-)
+from tuneforge.methods._lowrank_optim import LowRankOptimFields, apply, load_kwargs, optimizer_arguments
+
+__all__ = ["Config", "apply", "load_kwargs", "training_arguments"]
 
 DESCRIPTION = "APOLLO: full fine-tuning, AdamW-like scaling from a low-rank random projection."
 SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
@@ -31,18 +28,6 @@ class Config(LowRankOptimFields):
     scale_type: Literal["channel", "tensor"] = Field(
         "channel", description="Scaling factor per channel (APOLLO) or per tensor (APOLLO-Mini)."
     )
-    proj_type: Literal["std", "reverse_std", "right", "left", "full"] = Field(
-        "std", description="Which side of each gradient is projected (optim_args proj_type)."
-    )
-
-
-def load_kwargs(cfg: Config) -> dict:
-    return {}
-
-
-def apply(model, cfg: Config):
-    check_linear_targets(model, cfg)
-    return train_everything(model)
 
 
 def training_arguments(cfg: Config) -> dict:

@@ -10,12 +10,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.methods._lowrank_optim import (
-    LowRankOptimFields,
-    check_linear_targets,
-    optimizer_arguments,
-    train_everything,
-)
+from tuneforge.methods._lowrank_optim import LowRankOptimFields, apply, load_kwargs, optimizer_arguments
+
+__all__ = ["Config", "apply", "load_kwargs", "training_arguments"]
 
 DESCRIPTION = "GaLore: full fine-tuning, optimizer state in a low-rank gradient projection."
 SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
@@ -24,23 +21,11 @@ SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
 class Config(LowRankOptimFields):
     name: Literal["galore"] = "galore"
     scale: float = Field(0.25, gt=0, description="Scale of the projected-back update (optim_args scale).")
-    proj_type: Literal["std", "reverse_std", "right", "left", "full"] = Field(
-        "std", description="Which side of each gradient is projected (optim_args proj_type)."
-    )
     optimizer: Literal["adamw", "adamw_8bit", "adafactor"] = Field(
         "adamw",
         description="Inner optimizer: galore_adamw, galore_adamw_8bit (bitsandbytes) or galore_adafactor. "
         "Overrides train.optim.",
     )
-
-
-def load_kwargs(cfg: Config) -> dict:
-    return {}
-
-
-def apply(model, cfg: Config):
-    check_linear_targets(model, cfg)
-    return train_everything(model)
 
 
 def training_arguments(cfg: Config) -> dict:
