@@ -102,7 +102,7 @@ def bench_methods(
     from tuneforge.methods import METHODS
 
     settings = read_settings(settings_path)
-    names = methods or METHODS.names()
+    names = list(dict.fromkeys(methods or METHODS.names()))
     candidates = bench_candidates(config, names, settings, steps, list(fixed))
     echo(f"bench: {len(candidates)} methods ({', '.join(names)}) into {out}")
     rows = run_candidates(candidates, out, echo=echo)
