@@ -1,9 +1,10 @@
-"""`tuneforge ls methods|stages|formats|templates|commands`: what each registry holds."""
+"""`tuneforge ls methods|stages|formats|templates|commands`: what each registry holds, and with
+`--model PATH` each method's trainable share of that model's parameters."""
 
 from __future__ import annotations
 
 
-def list_entries(what: str) -> str:
+def list_entries(what: str, model: str | None = None) -> str:
     if what == "methods":
         from tuneforge.methods import METHODS as reg
     elif what == "stages":
@@ -14,6 +15,8 @@ def list_entries(what: str) -> str:
         from tuneforge.commands import COMMANDS as reg
     else:
         from tuneforge.data.templates import TEMPLATES as reg
+    shares = method_shares(model) if model and what == "methods" else {}
+    width = max((len(v) for v in shares.values() if not v.startswith("n/a")), default=0)
     lines = []
     for name in reg.names():
         mod = reg.get(name)
@@ -25,5 +28,37 @@ def list_entries(what: str) -> str:
             extra = (
                 "  [" + ", ".join(k for k, v in supports.items() if v) + "]" if any(supports.values()) else ""
             )
-        lines.append(f"{name:<12} {desc}{extra}")
+        share = f"{shares[name]:<{width}}  " if shares else ""
+        lines.append(f"{name:<12} {share}{desc}{extra}")
+    if shares:
+        lines.insert(0, f"trainable parameters on {model} with each method's defaults:")
     return "\n".join(lines)
+
+
+def method_shares(model_path: str) -> dict[str, str]:
+    """Each method's trainable / total parameters on the model, with the method's default config.
+    The model loads once; each method gets a fresh copy (a quantizing method loads its own)."""
+    import copy
+
+    from tuneforge.config.schema import ModelConfig
+    from tuneforge.errors import TuneforgeError
+    from tuneforge.methods import METHODS
+    from tuneforge.models.load import load_model
+    from tuneforge.models.wrap import count_parameters, wrap
+
+    model_cfg = ModelConfig(name_or_path=model_path)
+    base = None
+    out = {}
+    for name in METHODS.names():
+        cfg = METHODS.get(name).Config()
+        try:
+            if METHODS.get(name).load_kwargs(cfg):  # e.g. qlora quantizes while loading
+                model = load_model(model_cfg, cfg)
+            else:
+                base = base if base is not None else load_model(model_cfg, cfg)
+                model = copy.deepcopy(base)
+            trainable, total = count_parameters(wrap(model, cfg))
+            out[name] = f"{trainable:>13,} of {total:,} ({100 * trainable / total:6.2f}%)"
+        except TuneforgeError as e:
+            out[name] = f"n/a ({e})"
+    return out

@@ -56,6 +56,8 @@ def training_arguments(cfg: Config, run_dir: Path, has_eval: bool) -> TrainingAr
     # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
     kwargs["warmup_steps"] = t.warmup_steps or t.warmup_ratio
     kwargs.update(method_training_arguments(cfg.method))
+    # counted for the manifest's tokens/s (a sum over the attention mask per batch: cheap)
+    kwargs.setdefault("include_num_input_tokens_seen", "non_padding")
     return TrainingArguments(
         output_dir=str(run_dir),
         eval_strategy="steps" if has_eval else "no",
@@ -100,7 +102,7 @@ def run_training(cfg: Config) -> Path:
     from tuneforge.data.templates import resolve_template
     from tuneforge.methods import METHODS, method_callbacks, method_optimizer_factory
     from tuneforge.models.load import load_model, load_tokenizer, resolve_model_source
-    from tuneforge.models.wrap import wrap
+    from tuneforge.models.wrap import count_parameters, wrap
     from tuneforge.stages import STAGES
 
     stage = STAGES.get(cfg.stage.name)
@@ -127,6 +129,7 @@ def run_training(cfg: Config) -> Path:
     model = load_model(cfg.model, cfg.method)
     rows, before = _answer_before(cfg, model, tokenizer, chat_template, stop_tokens)
     model = wrap(model, cfg.method)
+    trainable, total = count_parameters(model)
 
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
     ctx = TrainContext(
@@ -146,6 +149,10 @@ def run_training(cfg: Config) -> Path:
     if data.eval is not None:
         metrics.update(trainer.evaluate())
     metrics["global_step"] = trainer.state.global_step
+    metrics["num_input_tokens_seen"] = trainer.state.num_input_tokens_seen
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    if losses:  # train_loss is the mean over the run; this is where it ended
+        metrics["last_train_loss"] = losses[-1]
 
     manifest = {
         "base_model": {"name_or_path": cfg.model.name_or_path, "resolved": resolve_model_source(cfg.model)},
@@ -159,6 +166,7 @@ def run_training(cfg: Config) -> Path:
             "trained_share": round(s.trained_share, 4),
             "dropped": s.dropped,
         },
+        "parameters": {"trainable": trainable, "total": total},
         "metrics": metrics,
         "config": cfg.model_dump(mode="json"),
     }

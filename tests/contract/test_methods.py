@@ -11,6 +11,7 @@ Adding a method = one file in tuneforge/methods + a row in ROWS below + one line
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 from torch import nn
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, TrainingArguments
 
 from tuneforge.config.schema import ModelConfig
 from tuneforge.errors import ConfigError, TrainingError
@@ -27,6 +28,7 @@ from tuneforge.methods import (
     METHODS,
     disable_adapter,
     method_optimizer_factory,
+    method_training_arguments,
     save_method_adapter,
 )
 from tuneforge.methods._lora_common import LoraFields, save_weights
@@ -34,6 +36,7 @@ from tuneforge.methods._saved import CONFIG, WEIGHTS
 from tuneforge.models.load import load_model
 from tuneforge.models.merge import merge_adapter
 from tuneforge.models.wrap import count_parameters, wrap
+from tuneforge.trainer import TuneforgeTrainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:MatMul8bitLt")
 
@@ -152,6 +155,10 @@ def last_layer_count(plain: nn.Module) -> int:
     return sum(p.numel() for p in plain.model.layers[-1].parameters())
 
 
+def first_layer_count(plain: nn.Module) -> int:
+    return sum(p.numel() for p in plain.model.layers[0].parameters())
+
+
 def all_count(plain: nn.Module) -> int:
     return sum(p.numel() for p in plain.parameters())  # tied embeddings/head counted once
 
@@ -176,6 +183,8 @@ class Row:
     adds: bool = False
     # model_type the method applies to; the others must be refused (tested separately)
     only: str | None = None
+    # optimiser-side methods: "package:Class" of the optimizer the run's trainer must build
+    optimizer: str | None = None
 
     @property
     def adds_parameters(self) -> bool:
@@ -214,6 +223,13 @@ def containing(*parts: str) -> Callable[[str, int], bool]:
 ADAPTER = {"reduction_factor": 2}  # bottleneck 64 / 2 = 32
 MAM = {"bottleneck_size": 32, "num_virtual_tokens": 3}
 UNIPELT = {"r": 8, "reduction_factor": 2, "num_virtual_tokens": 3}
+
+
+def only_first_layer(name: str, layers: int) -> bool:
+    return ".layers.0." in name
+
+
+LOWRANK = {"rank": 4, "update_proj_gap": 5}
 
 
 # fmt: off
@@ -271,6 +287,14 @@ ROWS = [
         count=mam_count, lr=1e-2),
     Row("unipelt", "unipelt", UNIPELT, adapter=False, own_adapter=True,
         trains=containing(".lora.", ".adapter.", ".tuneforge_prefix."), count=unipelt_count, lr=3e-2),
+    # optimiser-side methods: full fine-tuning whose point is the optimizer the trainer builds
+    Row("galore", "galore", LOWRANK, adapter=False, trains=lambda n, layers: True, count=all_count, lr=3e-3,
+        optimizer="galore_torch:GaLoreAdamW"),
+    Row("apollo", "apollo", LOWRANK, adapter=False, trains=lambda n, layers: True, count=all_count, lr=3e-3,
+        optimizer="apollo_torch:APOLLOAdamW"),
+    # BAdam trains one decoder layer at a time, starting with the first (switch_mode ascending)
+    Row("badam", "badam", {"switch_block_every": 100}, adapter=False, trains=only_first_layer,
+        count=first_layer_count, lr=3e-3, optimizer="badam:BlockOptimizer"),
 ]
 # fmt: on
 # PEFT adapters, the methods' own adapters, and llama_pro's inserted blocks can all be switched off
@@ -361,17 +385,6 @@ def perturb(model: nn.Module, seed: int = 0) -> None:
             p.add_(torch.randn(p.shape, generator=gen).to(p.device, p.dtype) * 0.05)
 
 
-def optimizer(model: nn.Module, row: Row, tmp_path) -> torch.optim.Optimizer:
-    """The method's own optimizer (LoRA+, LoRA-FA) when it has one, else AdamW, at the row's rate."""
-    from transformers import TrainingArguments
-
-    factory = method_optimizer_factory(method_cfg(row))
-    if factory is None:
-        return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=row.lr)
-    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=row.lr, use_cpu=True, report_to="none")
-    return factory(model, args)
-
-
 def test_every_registered_method_has_a_row():
     rows = {r.method for r in ROWS}
     assert set(METHODS.names()) - rows == set(), "add a row for the new method to ROWS"
@@ -411,11 +424,29 @@ def test_forward_backward_is_finite(row, tiny_model_dir, batch):
     assert any(g.abs().sum() > 0 for g in grads)
 
 
+def trainer_optimizer(model: nn.Module, row: Row, tmp_path, lr: float) -> torch.optim.Optimizer:
+    """The optimizer a run's trainer builds for this method (its TrainingArguments + its own hook)."""
+    cfg = method_cfg(row)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), learning_rate=lr, use_cpu=True, report_to="none",
+        **method_training_arguments(cfg),
+    )  # fmt: skip
+    trainer = TuneforgeTrainer(model=model, args=args, optimizer_factory=method_optimizer_factory(cfg))
+    return trainer.create_optimizer()
+
+
 @by_id(ROWS)
 def test_a_few_steps_lower_the_loss(row, tiny_model_dir, batch, tmp_path):
     torch.manual_seed(0)
     model = wrapped(row, tiny_model_dir)
-    optim = optimizer(model, row, tmp_path)
+    if row.optimizer:  # the method's own optimizer is the point
+        optim = trainer_optimizer(model, row, tmp_path, row.lr)
+        package, name = row.optimizer.split(":")
+        assert isinstance(optim, getattr(importlib.import_module(package), name))
+    elif method_optimizer_factory(method_cfg(row)) is not None:  # LoRA+, LoRA-FA
+        optim = trainer_optimizer(model, row, tmp_path, row.lr)
+    else:
+        optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=row.lr)
     model.train()
     losses = []
     for _ in range(12):

@@ -16,7 +16,10 @@ BASE = {
     "data": {"datasets": [{"path": "train.json"}]},
     "method": {"name": "lora"},
 }
-EXAMPLES = sorted(Path(__file__).parents[2].joinpath("examples").rglob("*.yaml"))
+# every YAML under examples/ is a config, except bench settings files (method -> partial config)
+EXAMPLES = sorted(
+    p for p in Path(__file__).parents[2].joinpath("examples").rglob("*.yaml") if p.name != "settings.yaml"
+)
 
 
 def load(*overrides: str, data: dict | None = None):

@@ -31,6 +31,7 @@ def test_every_train_field_reaches_training_arguments(tmp_path):
         "train.gradient_checkpointing=true",
         "train.dataloader_num_workers=1",
         "train.report_to=[none]",
+        "train.neftune_noise_alpha=5",
     ]
     cfg = load_config(None, overrides, data=dict(BASE))
     args = training_arguments(cfg, Path(tmp_path), has_eval=True)
@@ -50,3 +51,14 @@ def test_warmup_ratio_and_steps(tmp_path):
     cfg = load_config(None, ["train.warmup_ratio=0.1", "train.warmup_steps=5"], data=dict(BASE))
     args = training_arguments(cfg, Path(tmp_path), has_eval=False)
     assert args.warmup_steps == 5 and args.eval_strategy == "no"
+
+
+def test_optim_names_are_checked():
+    import pytest
+
+    from tuneforge.errors import ConfigError
+
+    cfg = load_config(None, ["train.optim=adamw_bnb_8bit"], data=dict(BASE))
+    assert cfg.train.optim == "adamw_bnb_8bit"
+    with pytest.raises(ConfigError, match="train.optim.*unknown optimizer 'adamw_bnb8bit'.*adamw_bnb_8bit"):
+        load_config(None, ["train.optim=adamw_bnb8bit"], data=dict(BASE))

@@ -1,4 +1,5 @@
-"""`tuneforge ls methods|stages|formats|templates|commands`: what each registry holds."""
+"""`tuneforge ls methods|stages|formats|templates|commands`: what each registry holds;
+`tuneforge ls methods --model PATH` adds each method's trainable share of that model."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ WHAT = ["methods", "stages", "formats", "templates", "commands"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=WHAT)
+    p.add_argument(
+        "--model",
+        metavar="PATH",
+        help="with 'methods': load this model (HF folder, .gguf, package:...) and show how many of its "
+        "parameters each method trains with its default settings",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tuneforge.catalog import list_entries
 
-    print(list_entries(args.what))
+    if args.model and args.what != "methods":
+        from tuneforge.errors import ConfigError
+
+        raise ConfigError(f"--model only applies to 'ls methods', not 'ls {args.what}'")
+    print(list_entries(args.what, args.model))
     return 0

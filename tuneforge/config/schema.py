@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tuneforge.methods import METHODS
 from tuneforge.stages import STAGES
@@ -126,7 +126,11 @@ class TrainConfig(Section):
     )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 disables).")
-    optim: str = Field("adamw_torch", description="HF optimizer name.")
+    optim: str = Field(
+        "adamw_torch",
+        description="HF optimizer name (adamw_torch, adamw_bnb_8bit for 8-bit AdamW states, sgd, ...); "
+        "the galore and apollo methods set their own.",
+    )
     seed: int = Field(42, description="Seed for model init, dropout and data order.")
     logging_steps: int = Field(5, gt=0, description="Log the loss every N steps.")
     save_steps: int = Field(100, gt=0, description="Write a checkpoint every N steps.")
@@ -142,6 +146,24 @@ class TrainConfig(Section):
         default_factory=lambda: ["tensorboard"], description="Loggers: tensorboard, wandb, none."
     )
     dataloader_num_workers: int = Field(0, ge=0, description="Data loader worker processes.")
+    neftune_noise_alpha: float | None = Field(
+        None,
+        gt=0,
+        description="NEFTune: uniform noise of scale alpha / sqrt(length x hidden) on the input "
+        "embeddings while training (Jain et al. 2023; the paper uses 5); works with every method.",
+    )
+
+    @field_validator("optim")
+    @classmethod
+    def _known_optim(cls, value: str) -> str:
+        from transformers.training_args import OptimizerNames
+
+        names = [o.value for o in OptimizerNames]
+        if value not in names:
+            from tuneforge.registry import did_you_mean
+
+            raise ValueError(f"unknown optimizer {value!r}: {did_you_mean(value, names)}")
+        return value
 
 
 class OutputConfig(Section):
