@@ -65,7 +65,7 @@ def inspect_data(cfg: Config, num_samples: int = 3, color: bool | None = None) -
     color = sys.stdout.isatty() if color is None else color
     stage = STAGES.get(cfg.stage.name)
     tokenizer = load_tokenizer(cfg.model)
-    template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND == "conversation" else None
+    template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND != "document" else None
     data = prepare_data(cfg, tokenizer, template, stage.SAMPLE_KIND)
     s = data.stats
     legend = f"{GREEN}trained{RESET} / {DIM}masked{RESET}" if color else "[[trained]] / masked"

@@ -1,0 +1,84 @@
+"""What the preference stages (rm, dpo, kto, orpo, simpo) share: building TRL's config from ours,
+the reference model, and a mixin that puts our trainer additions in front of TRL's trainers.
+
+Step 6 of a run. The data arrive pre-tokenized by `tuneforge.data.kinds` (prompt_ids, chosen_ids,
+rejected_ids; or prompt_ids, completion_ids, label for KTO): each stage replaces the TRL trainer's
+own dataset tokenization with a step that only checks those columns (and, for KTO, pairs the
+mismatched completions it needs), so TRL never tokenizes text again.
+
+TRL's config = every field of the TrainingArguments `tuneforge.train.training_arguments` built
+from `train:` (copied unchanged, so TRL's different defaults, e.g. a learning rate of 1e-6, never
+apply silently) + the stage's own fields under their TRL names (tested field by field).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from tuneforge.errors import ConfigError
+from tuneforge.trainer import TuneforgeMixin
+
+if TYPE_CHECKING:
+    from tuneforge.train import TrainContext
+
+# the last training log's entries that are not metrics of the stage
+_NOT_METRICS = {"loss", "learning_rate", "grad_norm", "epoch", "step", "num_tokens"}
+
+
+def trl_args(ctx: TrainContext, config_class: type, **stage_fields: Any):
+    """TRL's config class filled from our TrainingArguments and the stage's fields."""
+    ta = ctx.training_args
+    base = {f.name: getattr(ta, f.name) for f in dataclasses.fields(ta) if f.init}
+    return config_class(**{**base, **stage_fields})  # a stage's own value wins (kto: sequential order)
+
+
+def stage_fields(cfg, exclude: set[str] = frozenset()) -> dict[str, Any]:
+    """Our stage config's fields under their TRL names (they are the same names)."""
+    return cfg.model_dump(exclude={"name", *exclude})
+
+
+def reference_model(model):
+    """The frozen reference for DPO/KTO. None when the policy is a PEFT model: TRL then disables the
+    adapter to get the reference, so no second copy of the weights is kept."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        return None
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def check_columns(dataset, columns: tuple[str, ...], stage: str):
+    """The pre-tokenized columns a stage needs; anything else means the wrong sample kind reached it."""
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise ConfigError(
+            f"stage {stage} needs pre-tokenized {', '.join(missing)} columns, which the data does not have "
+            f"(it has {', '.join(dataset.column_names)}); this is a bug in the data path, please report it"
+        )
+    return dataset
+
+
+class PreferenceMixin(TuneforgeMixin):
+    """TuneforgeMixin for TRL's trainers: trained tokens read from the batch's completion masks or
+    labels, and the stage's last logged metrics (reward margins, accuracies, ...) returned with
+    the train metrics, so they reach the manifest."""
+
+    def trained_tokens(self, inputs: dict) -> int | None:
+        for key in ("completion_mask", "chosen_labels"):
+            if key in inputs:
+                t = inputs[key]
+                return int((t != 0).sum()) if key == "completion_mask" else int((t != -100).sum())
+        return None  # rm: a reward model scores whole sequences, nothing is masked
+
+    def train(self, *args, **kwargs):
+        out = super().train(*args, **kwargs)
+        logs = [e for e in self.state.log_history if "loss" in e and "train_runtime" not in e]
+        if logs:
+            for key, value in logs[-1].items():
+                if key not in _NOT_METRICS and isinstance(value, (int, float)):
+                    out.metrics[f"train_{key}"] = value
+        return out
