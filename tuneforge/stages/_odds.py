@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from tuneforge.data.render import IGNORE_INDEX
-from tuneforge.stages._preference import PreferenceMixin
+from tuneforge.stages._mixin import PreferenceMixin
 
 COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 

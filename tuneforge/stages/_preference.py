@@ -1,5 +1,5 @@
 """What the preference stages (rm, dpo, kto, orpo, simpo) share: building TRL's config from ours,
-the reference model, and a mixin that puts our trainer additions in front of TRL's trainers.
+and the reference model (the trainer mixin is in `tuneforge.stages._mixin`, imported only to train).
 
 Step 6 of a run. The data arrive pre-tokenized by `tuneforge.data.kinds` (prompt_ids, chosen_ids,
 rejected_ids; or prompt_ids, completion_ids, label for KTO): each stage replaces the TRL trainer's
@@ -18,13 +18,9 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from tuneforge.errors import ConfigError
-from tuneforge.trainer import TuneforgeMixin
 
 if TYPE_CHECKING:
     from tuneforge.train import TrainContext
-
-# the last training log's entries that are not metrics of the stage
-_NOT_METRICS = {"loss", "learning_rate", "grad_norm", "epoch", "step", "num_tokens"}
 
 
 def trl_args(ctx: TrainContext, config_class: type, **stage_fields: Any):
@@ -60,25 +56,3 @@ def check_columns(dataset, columns: tuple[str, ...], stage: str):
             f"(it has {', '.join(dataset.column_names)}); this is a bug in the data path, please report it"
         )
     return dataset
-
-
-class PreferenceMixin(TuneforgeMixin):
-    """TuneforgeMixin for TRL's trainers: trained tokens read from the batch's completion masks or
-    labels, and the stage's last logged metrics (reward margins, accuracies, ...) returned with
-    the train metrics, so they reach the manifest."""
-
-    def trained_tokens(self, inputs: dict) -> int | None:
-        for key in ("completion_mask", "chosen_labels"):
-            if key in inputs:
-                t = inputs[key]
-                return int((t != 0).sum()) if key == "completion_mask" else int((t != -100).sum())
-        return None  # rm: a reward model scores whole sequences, nothing is masked
-
-    def train(self, *args, **kwargs):
-        out = super().train(*args, **kwargs)
-        logs = [e for e in self.state.log_history if "loss" in e and "train_runtime" not in e]
-        if logs:
-            for key, value in logs[-1].items():
-                if key not in _NOT_METRICS and isinstance(value, (int, float)):
-                    out.metrics[f"train_{key}"] = value
-        return out

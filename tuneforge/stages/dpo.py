@@ -53,7 +53,7 @@ class Config(StageConfig):
 def build_trainer(ctx):
     from trl import DPOConfig, DPOTrainer
 
-    from tuneforge.stages._preference import PreferenceMixin
+    from tuneforge.stages._mixin import PreferenceMixin
 
     class Trainer(PreferenceMixin, DPOTrainer):
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):

@@ -36,7 +36,7 @@ def build_trainer(ctx):
     from trl import KTOConfig, KTOTrainer
 
     from tuneforge.errors import ConfigError
-    from tuneforge.stages._preference import PreferenceMixin
+    from tuneforge.stages._mixin import PreferenceMixin
 
     cfg = ctx.config.stage
     if cfg.loss_type == "kto" and ctx.training_args.per_device_train_batch_size < 2:

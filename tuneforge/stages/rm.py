@@ -62,7 +62,7 @@ def _whole_sequences(dataset):
 def build_trainer(ctx):
     from trl import RewardConfig, RewardTrainer
 
-    from tuneforge.stages._preference import PreferenceMixin
+    from tuneforge.stages._mixin import PreferenceMixin
 
     class Trainer(PreferenceMixin, RewardTrainer):
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
