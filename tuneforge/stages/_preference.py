@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuneforge.errors import ConfigError
 
-if TYPE_CHECKING:
-    from tuneforge.train import TrainContext
 
-
-def trl_args(ctx: TrainContext, config_class: type, **stage_fields: Any):
-    """TRL's config class filled from our TrainingArguments and the stage's fields."""
-    ta = ctx.training_args
+def trl_args(ta, config_class: type, **stage_fields: Any):
+    """TRL's config class filled from our TrainingArguments ``ta`` and the stage's fields."""
     base = {f.name: getattr(ta, f.name) for f in dataclasses.fields(ta) if f.init}
     return config_class(**{**base, **stage_fields})  # a stage's own value wins (kto: sequential order)
 

@@ -50,8 +50,15 @@ class Config(StageConfig):
     disable_dropout: bool = Field(True, description="Turn dropout off in the policy and reference.")
 
 
+def trl_config(config, training_args):
+    """TRL's DPOConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
+    from trl import DPOConfig
+
+    return trl_args(training_args, DPOConfig, **stage_fields(config.stage), max_length=config.data.max_length)
+
+
 def build_trainer(ctx):
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOTrainer
 
     from tuneforge.stages._mixin import PreferenceMixin
 
@@ -60,11 +67,10 @@ def build_trainer(ctx):
             return check_columns(dataset, COLUMNS, "dpo")  # tokenized by our renderer already
 
     cfg = ctx.config.stage
-    args = trl_args(ctx, DPOConfig, **stage_fields(cfg), max_length=ctx.config.data.max_length)
     return Trainer(
         model=ctx.model,
         ref_model=None if cfg.precompute_ref_log_probs else reference_model(ctx.model),
-        args=args,
+        args=trl_config(ctx.config, ctx.training_args),
         train_dataset=ctx.train_dataset,
         eval_dataset=ctx.eval_dataset,
         processing_class=ctx.tokenizer,

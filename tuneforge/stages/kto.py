@@ -32,8 +32,20 @@ class Config(StageConfig):
     disable_dropout: bool = Field(True, description="Turn dropout off in the policy and reference.")
 
 
+def trl_config(config, training_args):
+    """TRL's KTOConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
+    from trl import KTOConfig
+
+    # the KL pairs are built per batch in order, so batches are read in order (the pipeline shuffled them)
+    order = "sequential" if config.stage.loss_type == "kto" else training_args.train_sampling_strategy
+    fields = stage_fields(config.stage)
+    return trl_args(
+        training_args, KTOConfig, **fields, max_length=config.data.max_length, train_sampling_strategy=order
+    )
+
+
 def build_trainer(ctx):
-    from trl import KTOConfig, KTOTrainer
+    from trl import KTOTrainer
 
     from tuneforge.errors import ConfigError
     from tuneforge.stages._mixin import PreferenceMixin
@@ -56,19 +68,10 @@ def build_trainer(ctx):
 
             return dataset.map(mismatched, batched=True, batch_size=args.per_device_train_batch_size)
 
-    # the KL pairs are built per batch in order, so batches must be read in order (shuffled by the pipeline)
-    order = "sequential" if cfg.loss_type == "kto" else ctx.training_args.train_sampling_strategy
-    args = trl_args(
-        ctx,
-        KTOConfig,
-        **stage_fields(cfg),
-        max_length=ctx.config.data.max_length,
-        train_sampling_strategy=order,
-    )
     return Trainer(
         model=ctx.model,
         ref_model=None if cfg.precompute_ref_log_probs else reference_model(ctx.model),
-        args=args,
+        args=trl_config(ctx.config, ctx.training_args),
         train_dataset=ctx.train_dataset,
         eval_dataset=ctx.eval_dataset,
         processing_class=ctx.tokenizer,

@@ -23,23 +23,32 @@ class Config(StageConfig):
     disable_dropout: bool = Field(True, description="Turn dropout off in the model.")
 
 
-def build_trainer(ctx):
+def _experimental():
     import warnings
 
     with warnings.catch_warnings():  # TRL warns that the experimental package may change
         warnings.simplefilter("ignore")
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+    return ORPOConfig, ORPOTrainer
 
+
+def trl_config(config, training_args):
+    """TRL's ORPOConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
+    fields = stage_fields(config.stage)
+    return trl_args(training_args, _experimental()[0], **fields, max_length=config.data.max_length)
+
+
+def build_trainer(ctx):
+    ORPOTrainer = _experimental()[1]
     from tuneforge.stages._odds import COLUMNS, OddsMixin
     from tuneforge.stages._preference import check_columns
 
     class Trainer(OddsMixin, ORPOTrainer):
         pass
 
-    args = trl_args(ctx, ORPOConfig, **stage_fields(ctx.config.stage), max_length=ctx.config.data.max_length)
     return Trainer(
         model=ctx.model,
-        args=args,
+        args=trl_config(ctx.config, ctx.training_args),
         train_dataset=check_columns(ctx.train_dataset, COLUMNS, "orpo"),
         eval_dataset=ctx.eval_dataset,
         processing_class=ctx.tokenizer,

@@ -59,8 +59,16 @@ def _whole_sequences(dataset):
     )
 
 
+def trl_config(config, training_args):
+    """TRL's RewardConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
+    from trl import RewardConfig
+
+    fields = stage_fields(config.stage)
+    return trl_args(training_args, RewardConfig, **fields, max_length=config.data.max_length)
+
+
 def build_trainer(ctx):
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardTrainer
 
     from tuneforge.stages._mixin import PreferenceMixin
 
@@ -69,12 +77,9 @@ def build_trainer(ctx):
             return dataset  # whole sequences, from our renderer's ids (_whole_sequences)
 
     ctx.model.config.pad_token_id = ctx.tokenizer.pad_token_id  # the reward is read at the last non-pad token
-    args = trl_args(
-        ctx, RewardConfig, **stage_fields(ctx.config.stage), max_length=ctx.config.data.max_length
-    )
     return Trainer(
         model=ctx.model,
-        args=args,
+        args=trl_config(ctx.config, ctx.training_args),
         train_dataset=_whole_sequences(ctx.train_dataset),
         eval_dataset=_whole_sequences(ctx.eval_dataset) if ctx.eval_dataset is not None else None,
         processing_class=ctx.tokenizer,

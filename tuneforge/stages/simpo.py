@@ -28,24 +28,34 @@ class Config(StageConfig):
     disable_dropout: bool = Field(True, description="Turn dropout off in the model.")
 
 
-def build_trainer(ctx):
+def _experimental():
     import warnings
 
     with warnings.catch_warnings():  # TRL warns that the experimental package may change
         warnings.simplefilter("ignore")
         from trl.experimental.cpo import CPOConfig, CPOTrainer
+    return CPOConfig, CPOTrainer
 
+
+def trl_config(config, training_args):
+    """TRL's CPOConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
+    fields = stage_fields(config.stage)
+    return trl_args(
+        training_args, _experimental()[0], **fields, loss_type="simpo", max_length=config.data.max_length
+    )
+
+
+def build_trainer(ctx):
+    CPOTrainer = _experimental()[1]
     from tuneforge.stages._odds import COLUMNS, PairMixin
     from tuneforge.stages._preference import check_columns
 
     class Trainer(PairMixin, CPOTrainer):
         pass
 
-    fields = stage_fields(ctx.config.stage)
-    args = trl_args(ctx, CPOConfig, **fields, loss_type="simpo", max_length=ctx.config.data.max_length)
     return Trainer(
         model=ctx.model,
-        args=args,
+        args=trl_config(ctx.config, ctx.training_args),
         train_dataset=check_columns(ctx.train_dataset, COLUMNS, "simpo"),
         eval_dataset=ctx.eval_dataset,
         processing_class=ctx.tokenizer,

@@ -38,8 +38,8 @@ def _alpaca(row: dict, columns: dict, tags: dict, answer: Any) -> dict:
 def _turns(row: dict, columns: dict, turn: dict) -> dict:
     col = columns["messages"]
     turns = decode_json(row.get(col), col)
-    if turns is None:
-        turns = []
+    if not turns:
+        raise RowError(f"empty prompt: {col!r} has no turns before the answer")
     if not isinstance(turns, list):
         raise RowError(f"bad turn: {col!r} is a {type(turns).__name__}, not a list of turns")
     return {**row, col: [*turns, turn]}
