@@ -46,11 +46,8 @@ class Conversation:
         """Raise RowError if this is not a conversation the renderer can train on."""
         if not self.messages:
             raise RowError("conversation has no messages")
+        _check_roles(self.messages)
         for i, m in enumerate(self.messages):
-            if m.role not in ROLES:
-                raise RowError(f"message {i} has role {m.role!r}; expected one of {', '.join(ROLES)}")
-            if m.role == "system" and i != 0:
-                raise RowError(f"message {i} is a system message; only the first message may be one")
             if not m.content and not m.tool_calls and m.role != "assistant":
                 raise RowError(f"message {i} ({m.role}) is empty")
         if not any(m.role == "assistant" for m in self.messages):
@@ -108,13 +105,17 @@ class UnpairedSample:
 def _validate_prompt(prompt: Conversation) -> None:
     if not any(m.role == "user" and m.content.strip() for m in prompt.messages):
         raise RowError("empty prompt: there is no user message before the answer")
-    for i, m in enumerate(prompt.messages):
-        if m.role not in ROLES:
-            raise RowError(f"message {i} has role {m.role!r}; expected one of {', '.join(ROLES)}")
-        if m.role == "system" and i != 0:
-            raise RowError(f"message {i} is a system message; only the first message may be one")
+    _check_roles(prompt.messages)
     if prompt.messages[-1].role not in ("user", "tool"):
         raise RowError(
             f"bad turn order: the prompt ends with a {prompt.messages[-1].role} message; it must end "
             "with the user (or tool) turn the answers reply to"
         )
+
+
+def _check_roles(messages: list[Message]) -> None:
+    for i, m in enumerate(messages):
+        if m.role not in ROLES:
+            raise RowError(f"message {i} has role {m.role!r}; expected one of {', '.join(ROLES)}")
+        if m.role == "system" and i != 0:
+            raise RowError(f"message {i} is a system message; only the first message may be one")

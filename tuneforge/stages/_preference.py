@@ -52,3 +52,29 @@ def check_columns(dataset, columns: tuple[str, ...], stage: str):
             f"(it has {', '.join(dataset.column_names)}); this is a bug in the data path, please report it"
         )
     return dataset
+
+
+def trainer_kwargs(ctx, **overrides: Any) -> dict[str, Any]:
+    """The arguments every preference trainer gets from the run context (``overrides`` win)."""
+    return {
+        "model": ctx.model,
+        "train_dataset": ctx.train_dataset,
+        "eval_dataset": ctx.eval_dataset,
+        "processing_class": ctx.tokenizer,
+        "callbacks": ctx.callbacks,
+        "optimizer_factory": ctx.optimizer_factory,
+        **overrides,
+    }
+
+
+def experimental_trl(package: str) -> tuple[type, type]:
+    """(Config, Trainer) of a trainer in TRL's experimental package (orpo, cpo), without its warning
+    that the experimental API may change (our use is pinned by tests)."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = importlib.import_module(f"trl.experimental.{package}")
+    name = package.upper()
+    return getattr(module, f"{name}Config"), getattr(module, f"{name}Trainer")

@@ -13,7 +13,13 @@ from typing import Literal
 from pydantic import Field
 
 from tuneforge.stages._base import StageConfig
-from tuneforge.stages._preference import check_columns, reference_model, stage_fields, trl_args
+from tuneforge.stages._preference import (
+    check_columns,
+    reference_model,
+    stage_fields,
+    trainer_kwargs,
+    trl_args,
+)
 
 DESCRIPTION = "Direct Preference Optimization on chosen/rejected pairs (sigmoid, ipo, hinge, robust, ...)."
 SAMPLE_KIND = "preference"
@@ -68,12 +74,9 @@ def build_trainer(ctx):
 
     cfg = ctx.config.stage
     return Trainer(
-        model=ctx.model,
-        ref_model=None if cfg.precompute_ref_log_probs else reference_model(ctx.model),
-        args=trl_config(ctx.config, ctx.training_args),
-        train_dataset=ctx.train_dataset,
-        eval_dataset=ctx.eval_dataset,
-        processing_class=ctx.tokenizer,
-        callbacks=ctx.callbacks,
-        optimizer_factory=ctx.optimizer_factory,
+        **trainer_kwargs(
+            ctx,
+            ref_model=None if cfg.precompute_ref_log_probs else reference_model(ctx.model),
+            args=trl_config(ctx.config, ctx.training_args),
+        )
     )

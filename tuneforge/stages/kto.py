@@ -13,7 +13,13 @@ from typing import Literal
 from pydantic import Field
 
 from tuneforge.stages._base import StageConfig
-from tuneforge.stages._preference import check_columns, reference_model, stage_fields, trl_args
+from tuneforge.stages._preference import (
+    check_columns,
+    reference_model,
+    stage_fields,
+    trainer_kwargs,
+    trl_args,
+)
 
 DESCRIPTION = "KTO on answers labelled good/bad (unpaired); LLaMA-Factory's kto_tag data works."
 SAMPLE_KIND = "unpaired"
@@ -69,12 +75,9 @@ def build_trainer(ctx):
             return dataset.map(mismatched, batched=True, batch_size=args.per_device_train_batch_size)
 
     return Trainer(
-        model=ctx.model,
-        ref_model=None if cfg.precompute_ref_log_probs else reference_model(ctx.model),
-        args=trl_config(ctx.config, ctx.training_args),
-        train_dataset=ctx.train_dataset,
-        eval_dataset=ctx.eval_dataset,
-        processing_class=ctx.tokenizer,
-        callbacks=ctx.callbacks,
-        optimizer_factory=ctx.optimizer_factory,
+        **trainer_kwargs(
+            ctx,
+            ref_model=None if cfg.precompute_ref_log_probs else reference_model(ctx.model),
+            args=trl_config(ctx.config, ctx.training_args),
+        )
     )

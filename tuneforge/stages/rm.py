@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field
 
 from tuneforge.stages._base import StageConfig
-from tuneforge.stages._preference import check_columns, stage_fields, trl_args
+from tuneforge.stages._preference import check_columns, stage_fields, trainer_kwargs, trl_args
 
 DESCRIPTION = "Reward model: sequence-classification head, pairwise loss, pairwise accuracy on eval."
 SAMPLE_KIND = "preference"
@@ -78,13 +78,12 @@ def build_trainer(ctx):
 
     ctx.model.config.pad_token_id = ctx.tokenizer.pad_token_id  # the reward is read at the last non-pad token
     return Trainer(
-        model=ctx.model,
-        args=trl_config(ctx.config, ctx.training_args),
-        train_dataset=_whole_sequences(ctx.train_dataset),
-        eval_dataset=_whole_sequences(ctx.eval_dataset) if ctx.eval_dataset is not None else None,
-        processing_class=ctx.tokenizer,
-        callbacks=ctx.callbacks,
-        optimizer_factory=ctx.optimizer_factory,
+        **trainer_kwargs(
+            ctx,
+            args=trl_config(ctx.config, ctx.training_args),
+            train_dataset=_whole_sequences(ctx.train_dataset),
+            eval_dataset=_whole_sequences(ctx.eval_dataset) if ctx.eval_dataset is not None else None,
+        )
     )
 
 

@@ -13,7 +13,13 @@ from typing import Literal
 from pydantic import Field
 
 from tuneforge.stages._base import StageConfig
-from tuneforge.stages._preference import stage_fields, trl_args
+from tuneforge.stages._preference import (
+    check_columns,
+    experimental_trl,
+    stage_fields,
+    trainer_kwargs,
+    trl_args,
+)
 
 DESCRIPTION = "SimPO: length-normalised reward margin on pairs, no reference model."
 SAMPLE_KIND = "preference"
@@ -28,37 +34,17 @@ class Config(StageConfig):
     disable_dropout: bool = Field(True, description="Turn dropout off in the model.")
 
 
-def _experimental():
-    import warnings
-
-    with warnings.catch_warnings():  # TRL warns that the experimental package may change
-        warnings.simplefilter("ignore")
-        from trl.experimental.cpo import CPOConfig, CPOTrainer
-    return CPOConfig, CPOTrainer
-
-
 def trl_config(config, training_args):
     """TRL's CPOConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
-    fields = stage_fields(config.stage)
-    return trl_args(
-        training_args, _experimental()[0], **fields, loss_type="simpo", max_length=config.data.max_length
-    )
+    fields = {**stage_fields(config.stage), "loss_type": "simpo"}
+    return trl_args(training_args, experimental_trl("cpo")[0], **fields, max_length=config.data.max_length)
 
 
 def build_trainer(ctx):
-    CPOTrainer = _experimental()[1]
     from tuneforge.stages._odds import COLUMNS, PairMixin
-    from tuneforge.stages._preference import check_columns
 
-    class Trainer(PairMixin, CPOTrainer):
+    class Trainer(PairMixin, experimental_trl("cpo")[1]):
         pass
 
-    return Trainer(
-        model=ctx.model,
-        args=trl_config(ctx.config, ctx.training_args),
-        train_dataset=check_columns(ctx.train_dataset, COLUMNS, "simpo"),
-        eval_dataset=ctx.eval_dataset,
-        processing_class=ctx.tokenizer,
-        callbacks=ctx.callbacks,
-        optimizer_factory=ctx.optimizer_factory,
-    )
+    train = check_columns(ctx.train_dataset, COLUMNS, "simpo")
+    return Trainer(**trainer_kwargs(ctx, args=trl_config(ctx.config, ctx.training_args), train_dataset=train))
