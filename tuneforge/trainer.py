@@ -1,4 +1,6 @@
-"""The HF Trainer subclass every causal-LM stage uses (step 7 of a run).
+"""Our additions to a Trainer (step 7 of a run): `TuneforgeMixin`, used as `TuneforgeTrainer` by
+the causal-LM stages (sft, pt) and put in front of TRL's trainers by the preference stages
+(`tuneforge.stages._mixin`).
 
 What it adds to `transformers.Trainer`, and only this:
 - the tuning method's own optimizer, when the method defines one (`tuneforge.methods`);

@@ -12,6 +12,10 @@ files, other extensions and dataset_info.json skipped). A path that is neither a
 is loaded with ``datasets.load_dataset(path, subset, split=split)``. Each row carries its origin,
 1-based: "line 7" (where the row starts) in JSON, JSONL, CSV and TXT files, else "row 7".
 
+For a preference stage (``sample_kind`` names a module of `tuneforge.data.kinds`), rows are read
+by a conversation format plus the kind's own columns (chosen/rejected, label) and converted by the
+kind.
+
 Policy: a structurally broken source (invalid JSON or CSV, a row that is not an object, a
 required or explicitly mapped column that no row has) is a DataError naming file, line and fix.
 A row whose content is unusable (RowError from the converter or ``validate()``) is dropped and
