@@ -70,3 +70,14 @@ def test_orpo_nll_trains_only_the_answer(tmp_path, tiny_llama_dir):
         ignore_index=-100,
     )
     assert float(nll) == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_dpo_precomputed_reference_log_probs(tmp_path, tiny_llama_dir):
+    """Full fine-tuning with precompute_ref_log_probs keeps no reference copy: the reference
+    log-probabilities are columns of the data, computed once from the starting weights."""
+    stage = {"name": "dpo", "precompute_ref_log_probs": True}
+    cfg = stage_config(tmp_path, tiny_llama_dir, write_pairs(tmp_path / "d.json"), stage, {"name": "full"})
+    trainer = build_stage_trainer(cfg)
+    assert trainer.ref_model is None
+    assert {"ref_chosen_logps", "ref_rejected_logps"} <= set(trainer.train_dataset.column_names)
+    assert _first_batch_loss(trainer) == pytest.approx(math.log(2), abs=1e-5)
