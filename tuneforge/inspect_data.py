@@ -2,7 +2,8 @@
 
 Shows a few rendered samples with the trained tokens marked (green in a terminal, ``[[...]]``
 when piped) and the statistics of the prepared data: samples kept, tokens, the share trained, a
-length histogram and the dropped samples by reason.
+length histogram and the dropped samples by reason. Preference pairs show the prompt with the
+chosen and the rejected answer marked; KTO samples their label.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def histogram(lengths: list[int], bins: int = 8, width: int = 40) -> list[str]:
 
 
 def inspect_data(cfg: Config, num_samples: int = 3, color: bool | None = None) -> str:
+    from tuneforge.data.kinds import get_kind
     from tuneforge.data.pipeline import prepare_data
     from tuneforge.data.templates import resolve_template
     from tuneforge.models.load import load_tokenizer
@@ -65,13 +67,17 @@ def inspect_data(cfg: Config, num_samples: int = 3, color: bool | None = None) -
     color = sys.stdout.isatty() if color is None else color
     stage = STAGES.get(cfg.stage.name)
     tokenizer = load_tokenizer(cfg.model)
-    template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND == "conversation" else None
+    template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND != "document" else None
     data = prepare_data(cfg, tokenizer, template, stage.SAMPLE_KIND)
     s = data.stats
     legend = f"{GREEN}trained{RESET} / {DIM}masked{RESET}" if color else "[[trained]] / masked"
     lines = [f"template: {template.name if template else '(none: plain text)'}   marks: {legend}", ""]
+    kind = get_kind(stage.SAMPLE_KIND)
     for i in range(min(num_samples, len(data.train))):
         row = data.train[i]
+        if kind is not None:  # preference pairs / KTO samples: the kind shows its own columns
+            lines += [f"--- sample {i} ---", kind.show(tokenizer, row, color), ""]
+            continue
         n_trained = sum(1 for x in row["labels"] if x != IGNORE_INDEX)
         lines += [
             f"--- sample {i} ({len(row['input_ids'])} tokens, {n_trained} trained) ---",

@@ -15,7 +15,21 @@ def plot_loss(log_history: list[dict], out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    # preference stages also log reward margins and accuracies: a second panel shows them
+    extra = [
+        k
+        for k in ("rewards/margins", "rewards/accuracies", "margin", "accuracy")
+        if any(k in e for e in log_history)
+    ]
+    fig, axes = plt.subplots(1, 2 if extra else 1, figsize=(12 if extra else 7, 4), dpi=100)
+    ax = axes[0] if extra else axes
+    if extra:
+        for key in extra:
+            points = [(e["step"], e[key]) for e in log_history if key in e and "step" in e]
+            axes[1].plot(*zip(*points, strict=True), label=key)
+        axes[1].set_xlabel("step")
+        axes[1].grid(alpha=0.3)
+        axes[1].legend()
     if train:
         ax.plot(*zip(*train, strict=True), label="train loss")
     if evals:

@@ -112,7 +112,7 @@ def run_training(cfg: Config) -> Path:
     torch.manual_seed(cfg.train.seed)
 
     tokenizer = load_tokenizer(cfg.model)
-    template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND == "conversation" else None
+    template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND != "document" else None
     data = prepare_data(cfg, tokenizer, template, stage.SAMPLE_KIND)
     s = data.stats
     print(
@@ -126,7 +126,8 @@ def run_training(cfg: Config) -> Path:
     stop_tokens = (
         template.stop_tokens if template else ((tokenizer.eos_token,) if tokenizer.eos_token else ())
     )
-    model = load_model(cfg.model, cfg.method)
+    # a stage may load another head (rm: a sequence-classification reward model)
+    model = stage.load_model(cfg) if hasattr(stage, "load_model") else load_model(cfg.model, cfg.method)
     rows, before = _answer_before(cfg, model, tokenizer, chat_template, stop_tokens)
     model = wrap(model, cfg.method)
     trainable, total = count_parameters(model)

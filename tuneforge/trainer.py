@@ -1,4 +1,6 @@
-"""The HF Trainer subclass every causal-LM stage uses (step 7 of a run).
+"""Our additions to a Trainer (step 7 of a run): `TuneforgeMixin`, used as `TuneforgeTrainer` by
+the causal-LM stages (sft, pt) and put in front of TRL's trainers by the preference stages
+(`tuneforge.stages._mixin`).
 
 What it adds to `transformers.Trainer`, and only this:
 - the tuning method's own optimizer, when the method defines one (`tuneforge.methods`);
@@ -28,10 +30,19 @@ from tuneforge.errors import TrainingError
 STAGING = ".staging"
 
 
-class TuneforgeTrainer(Trainer):
+class TuneforgeMixin:
+    """Our additions, put in front of any Trainer subclass (the HF one here, TRL's preference
+    trainers in `tuneforge.stages._preference`): the method's optimizer, the batch and loss guards,
+    atomic checkpoints. A subclass says what a batch trains by overriding ``trained_tokens``."""
+
     def __init__(self, *args, optimizer_factory=None, **kwargs):
         self.optimizer_factory = optimizer_factory
         super().__init__(*args, **kwargs)
+
+    def trained_tokens(self, inputs: dict) -> int | None:
+        """How many tokens of the batch are trained (None: this batch shape cannot tell)."""
+        labels = inputs.get("labels")
+        return None if labels is None else int((labels[..., 1:] != IGNORE_INDEX).sum())
 
     def create_optimizer(self, *args, **kwargs):
         """The method's own optimizer when it has one (LoRA+ groups, ...), else the Trainer's."""
@@ -41,8 +52,8 @@ class TuneforgeTrainer(Trainer):
         return super().create_optimizer(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        labels = inputs.get("labels")
-        if labels is not None and not bool((labels[..., 1:] != IGNORE_INDEX).any()):
+        trained = self.trained_tokens(inputs)
+        if trained == 0:
             raise TrainingError(
                 f"step {self.state.global_step + 1}: a batch has no trained token (every label is "
                 f"masked), which would train on a loss of 0. This is a bug in the data path; run "
@@ -51,10 +62,11 @@ class TuneforgeTrainer(Trainer):
         result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = result[0] if return_outputs else result
         if model.training and not math.isfinite(float(loss.detach())):
-            trained = int((labels != IGNORE_INDEX).sum()) if labels is not None else -1
+            ids = inputs.get("input_ids", inputs.get("chosen_input_ids"))
+            n = ids.shape[0] if ids is not None else "?"
             raise TrainingError(
                 f"step {self.state.global_step + 1}: the loss is {float(loss)} (batch of "
-                f"{inputs['input_ids'].shape[0]} samples, {trained} trained tokens). Lower "
+                f"{n} sequences, {trained if trained is not None else '?'} trained tokens). Lower "
                 "train.learning_rate, turn off train.fp16, or check the model's dtype"
             )
         return result
@@ -84,6 +96,10 @@ class TuneforgeTrainer(Trainer):
                 best_model_checkpoint=self.state.best_model_checkpoint,
                 use_mtime=False,
             )
+
+
+class TuneforgeTrainer(TuneforgeMixin, Trainer):
+    """HF Trainer plus our additions: every causal-LM stage (sft, pt) uses it."""
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:

@@ -169,7 +169,7 @@ def test_user_format_decides_how_columns_are_read(registry):
     [
         (
             "dpo_en_demo",
-            "preference data (ranking, chosen, rejected) needs a preference stage, which comes later",
+            "preference data (ranking, chosen, rejected) needs a preference stage: stage.name: dpo",
         ),
         ("kto_en_demo", "columns.kto_tag: KTO data"),
         ("llava_1k_en", "columns.images: multimodal data (images) is not supported yet"),
@@ -284,11 +284,14 @@ def test_the_shipped_example_registry_loads_every_entry():
     registry = DatasetRegistry.from_file(EXAMPLES / "dataset_info.json")
     sizes = {}
     for name in registry.names():
-        kind = "document" if name.startswith("pt_") else "conversation"
+        kind = {"pt_demo": "document", "dpo_demo": "preference", "kto_demo": "unpaired"}.get(
+            name, "conversation"
+        )
         ds = load_dataset(DatasetConfig(name=name), index=0, registry=registry, sample_kind=kind)
         assert not ds.dropped, (name, ds.dropped)
         sizes[name] = len(ds.samples)
-    assert sizes == {"alpaca_demo": 5, "identity": 48, "openai_demo": 3, "pt_demo": 4, "sharegpt_demo": 4}
+    assert sizes == {"alpaca_demo": 5, "identity": 48, "openai_demo": 3, "pt_demo": 4, "sharegpt_demo": 4,
+                     "dpo_demo": 8, "kto_demo": 8}  # fmt: skip
     alpaca = load_dataset(
         DatasetConfig(name="alpaca_demo"), index=0, registry=registry, sample_kind="conversation"
     )

@@ -192,7 +192,8 @@ class Config(Section):
         description="Tuning method; see `tuneforge ls methods`.",
     )
     stage: StageConfig = Field(
-        default_factory=lambda: STAGES.get("sft").Config(), description="Training stage: sft, pt."
+        default_factory=lambda: STAGES.get("sft").Config(),
+        description="Training stage: sft, pt, rm, dpo, kto, orpo, simpo; see `tuneforge ls stages`.",
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

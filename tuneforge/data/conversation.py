@@ -1,7 +1,9 @@
 """The only internal sample shapes. Format converters produce them; the renderer consumes them.
 
 A ``Conversation`` is a list of messages (system, user, assistant, tool) plus optional tool
-schemas; a ``Document`` is plain text for continued pre-training.
+schemas; a ``Document`` is plain text for continued pre-training. The preference stages read a
+``PreferencePair`` (prompt + chosen + rejected answer) or, for KTO, an ``UnpairedSample`` (prompt +
+one answer + a good/bad label); `tuneforge.data.kinds` converts and renders those.
 """
 
 from __future__ import annotations
@@ -44,11 +46,8 @@ class Conversation:
         """Raise RowError if this is not a conversation the renderer can train on."""
         if not self.messages:
             raise RowError("conversation has no messages")
+        _check_roles(self.messages)
         for i, m in enumerate(self.messages):
-            if m.role not in ROLES:
-                raise RowError(f"message {i} has role {m.role!r}; expected one of {', '.join(ROLES)}")
-            if m.role == "system" and i != 0:
-                raise RowError(f"message {i} is a system message; only the first message may be one")
             if not m.content and not m.tool_calls and m.role != "assistant":
                 raise RowError(f"message {i} ({m.role}) is empty")
         if not any(m.role == "assistant" for m in self.messages):
@@ -67,3 +66,56 @@ class Document:
 
 
 Sample = Conversation | Document
+
+
+@dataclass
+class PreferencePair:
+    """A prompt (the conversation so far) with a better (``chosen``) and a worse (``rejected``)
+    assistant answer: the sample of the preference stages (rm, dpo, orpo, simpo)."""
+
+    prompt: Conversation
+    chosen: Message
+    rejected: Message
+
+    def validate(self) -> None:
+        _validate_prompt(self.prompt)
+        for what, m in (("chosen", self.chosen), ("rejected", self.rejected)):
+            if m.role != "assistant":
+                raise RowError(f"bad answer: the {what} answer has role {m.role!r}, not assistant")
+            if not m.content.strip() and not m.tool_calls:
+                raise RowError(f"empty {what}: the {what} answer is empty")
+
+
+@dataclass
+class UnpairedSample:
+    """A prompt with one answer labelled good (True) or bad (False): the sample of `kto`."""
+
+    prompt: Conversation
+    completion: Message
+    label: bool
+
+    def validate(self) -> None:
+        _validate_prompt(self.prompt)
+        if not isinstance(self.label, bool):
+            raise RowError(f"bad label: {self.label!r} is not true or false")
+        if not self.completion.content.strip() and not self.completion.tool_calls:
+            raise RowError("empty answer: the answer is empty")
+
+
+def _validate_prompt(prompt: Conversation) -> None:
+    if not any(m.role == "user" and m.content.strip() for m in prompt.messages):
+        raise RowError("empty prompt: there is no user message before the answer")
+    _check_roles(prompt.messages)
+    if prompt.messages[-1].role not in ("user", "tool"):
+        raise RowError(
+            f"bad turn order: the prompt ends with a {prompt.messages[-1].role} message; it must end "
+            "with the user (or tool) turn the answers reply to"
+        )
+
+
+def _check_roles(messages: list[Message]) -> None:
+    for i, m in enumerate(messages):
+        if m.role not in ROLES:
+            raise RowError(f"message {i} has role {m.role!r}; expected one of {', '.join(ROLES)}")
+        if m.role == "system" and i != 0:
+            raise RowError(f"message {i} is a system message; only the first message may be one")

@@ -16,8 +16,10 @@ alpaca), ``columns`` (LLaMA-Factory's names prompt/query/response map to alpaca'
 instruction/input/output; our own field names work too), ``tags`` (sharegpt), ``split``,
 ``subset`` and ``num_samples`` (read as ``max_samples``: the first N rows). For a stage that
 trains on documents (pt), an alpaca entry reads its ``prompt`` column as the text, as
-LLaMA-Factory does. Entries are checked when used, so a registry may hold entries (multimodal,
-preference) that this version cannot train on.
+LLaMA-Factory does. Preference entries (``"ranking": true``, columns ``chosen`` / ``rejected``) and
+KTO entries (column ``kto_tag``, read as ``label``) work with the stages that train on them
+(`tuneforge.data.kinds`). Entries are checked when used, so a registry may hold entries
+(multimodal, preference) that the current stage cannot train on.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import yaml
 
 from tuneforge.config.schema import DatasetConfig
 from tuneforge.data.formats import FORMATS
+from tuneforge.data.kinds import get_kind
 from tuneforge.errors import ConfigError
 from tuneforge.registry import did_you_mean
 
@@ -38,11 +41,13 @@ LF_COLUMNS: dict[str, dict[str, str]] = {
     "alpaca": {"prompt": "instruction", "query": "input", "response": "output"},
     "text": {"prompt": "text"},
 }
-_PREFERENCE = "preference data (ranking, chosen, rejected) needs a preference stage, which comes later"
+_PREFERENCE = "preference data (ranking, chosen, rejected) needs a preference stage: stage.name: dpo (or rm, orpo, simpo)"
+_KTO = "KTO data (kto_tag) needs stage.name: kto"
+# columns a sample kind reads (tuneforge.data.kinds), and the stage to suggest when another reads them
+_KIND_COLUMNS = {"chosen": ("preference", _PREFERENCE), "rejected": ("preference", _PREFERENCE),
+                 "kto_tag": ("unpaired", _KTO), "label": ("unpaired", _KTO)}  # fmt: skip
+_LF_KIND_ALIASES = {"kto_tag": "label"}
 _UNSUPPORTED_COLUMNS = {
-    "chosen": _PREFERENCE,
-    "rejected": _PREFERENCE,
-    "kto_tag": "KTO data (kto_tag) needs a KTO stage, which comes later",
     "images": "multimodal data (images) is not supported yet",
     "videos": "multimodal data (videos) is not supported yet",
     "audios": "multimodal data (audios) is not supported yet",
@@ -128,7 +133,7 @@ class DatasetRegistry:
                 f"{where}: expected a mapping (file_name, formatting, columns, ...), got {entry!r}"
             )
         _check_keys(entry, where)
-        if entry.get("ranking"):
+        if entry.get("ranking") and sample_kind != "preference":
             raise ConfigError(f"{where}: {_PREFERENCE}")
 
         written = entry.get("format") or entry.get("formatting") or "alpaca"
@@ -160,7 +165,7 @@ class DatasetRegistry:
         spec = DatasetConfig(
             path=path,
             format=fmt,
-            columns=_columns(entry.get("columns") or {}, fmt, from_alpaca, where),
+            columns=_columns(entry.get("columns") or {}, fmt, from_alpaca, where, sample_kind),
             tags=_tags(entry.get("tags") or {}, fmt, where),
             split=str(entry.get("split") or "train"),
             subset=None if entry.get("subset") is None else str(entry["subset"]),
@@ -203,15 +208,23 @@ def _check_keys(entry: dict, where: str) -> None:
             raise ConfigError(f"{where}: unknown key {k!r}: {did_you_mean(k, list(_KEYS))}")
 
 
-def _columns(given: Any, fmt: str, from_alpaca: bool, where: str) -> dict[str, str]:
+def _columns(
+    given: Any, fmt: str, from_alpaca: bool, where: str, sample_kind: str | None = None
+) -> dict[str, str]:
     if not isinstance(given, dict):
         raise ConfigError(f"{where}: columns must be a mapping of field names to column names")
-    fields = FORMATS.get(fmt).DEFAULT_COLUMNS
-    aliases = LF_COLUMNS.get(fmt, {})
+    fields = dict(FORMATS.get(fmt).DEFAULT_COLUMNS)
+    aliases = dict(LF_COLUMNS.get(fmt, {}))
+    kind = get_kind(sample_kind) if sample_kind else None
+    if kind is not None:
+        fields.update(kind.COLUMNS)
+        aliases.update({k: v for k, v in _LF_KIND_ALIASES.items() if v in kind.COLUMNS})
     out: dict[str, str] = {}
     for name, column in given.items():
         if name in _UNSUPPORTED_COLUMNS:
             raise ConfigError(f"{where}: columns.{name}: {_UNSUPPORTED_COLUMNS[name]}")
+        if name in _KIND_COLUMNS and aliases.get(name, name) not in fields:
+            raise ConfigError(f"{where}: columns.{name}: {_KIND_COLUMNS[name][1]}")
         if from_alpaca and name != "prompt":
             continue  # LLaMA-Factory's pre-training reads only the prompt column of alpaca entries
         field = aliases.get(name, name)

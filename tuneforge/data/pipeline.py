@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from tuneforge.config.schema import Config, DatasetConfig
 from tuneforge.data.conversation import Conversation, Document, Sample
 from tuneforge.data.dataset_registry import DatasetRegistry
+from tuneforge.data.kinds import KindRow, kind_of
 from tuneforge.data.render import DropSample, Rendered, RenderOptions, render_conversation, render_document
 from tuneforge.data.sources import load_dataset
 from tuneforge.data.templates import Template
@@ -47,7 +48,7 @@ class DataStats:
 
 @dataclass
 class PreparedData:
-    train: object  # datasets.Dataset with input_ids, labels
+    train: object  # datasets.Dataset with input_ids, labels (or a sample kind's columns)
     eval: object | None
     stats: DataStats
     fingerprint: str
@@ -97,9 +98,10 @@ def render_all(samples: list[Sample], tokenizer, template: Template | None, opts
         try:
             if isinstance(sample, Document):
                 rendered.extend(render_document(sample, tokenizer, opts))
-            else:
-                assert isinstance(sample, Conversation)
+            elif isinstance(sample, Conversation):
                 rendered.append(render_conversation(sample, tokenizer, template, opts))
+            else:  # a sample kind's own shape (tuneforge.data.kinds): it renders through render.py
+                rendered.append(kind_of(sample).render(sample, tokenizer, template, opts))
         except DropSample as e:
             dropped[e.reason] += 1
     return rendered, dropped
@@ -108,6 +110,8 @@ def render_all(samples: list[Sample], tokenizer, template: Template | None, opts
 def _to_dataset(rendered: list[Rendered]):
     import datasets
 
+    if rendered and isinstance(rendered[0], KindRow):
+        return datasets.Dataset.from_list([r.columns for r in rendered])
     return datasets.Dataset.from_dict(
         {"input_ids": [r.input_ids for r in rendered], "labels": [r.labels for r in rendered]}
     )
@@ -177,11 +181,13 @@ def prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind:
         render_all(eval_samples, tokenizer, template, opts, "tokenizing eval") if eval_samples else ([], None)
     )
 
-    lengths = [len(r.input_ids) for r in rendered]
+    lengths = [r.tokens if isinstance(r, KindRow) else len(r.input_ids) for r in rendered]
     stats = DataStats(
         samples=len(rendered),
         tokens=sum(lengths),
-        trained_tokens=sum(sum(1 for x in r.labels if x != -100) for r in rendered),
+        trained_tokens=sum(
+            r.trained if isinstance(r, KindRow) else sum(1 for x in r.labels if x != -100) for r in rendered
+        ),
         lengths=lengths,
         dropped=dict(dropped),
         eval_samples=len(eval_rendered),

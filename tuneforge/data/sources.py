@@ -12,6 +12,10 @@ files, other extensions and dataset_info.json skipped). A path that is neither a
 is loaded with ``datasets.load_dataset(path, subset, split=split)``. Each row carries its origin,
 1-based: "line 7" (where the row starts) in JSON, JSONL, CSV and TXT files, else "row 7".
 
+For a preference stage (``sample_kind`` names a module of `tuneforge.data.kinds`), rows are read
+by a conversation format plus the kind's own columns (chosen/rejected, label) and converted by the
+kind.
+
 Policy: a structurally broken source (invalid JSON or CSV, a row that is not an object, a
 required or explicitly mapped column that no row has) is a DataError naming file, line and fix.
 A row whose content is unusable (RowError from the converter or ``validate()``) is dropped and
@@ -40,6 +44,7 @@ from tuneforge.config.schema import DatasetConfig
 from tuneforge.data.conversation import Sample
 from tuneforge.data.dataset_registry import LF_COLUMNS, DatasetRegistry, resolve_entry
 from tuneforge.data.formats import FORMATS
+from tuneforge.data.kinds import get_kind
 from tuneforge.errors import ConfigError, DataError, RowError
 from tuneforge.registry import did_you_mean
 
@@ -60,7 +65,7 @@ _KIND_WORDS = {"document": "plain text", "conversation": "conversations"}
 @dataclass
 class LoadedDataset:
     label: str  # what to call it in messages: the path or registry name
-    samples: list[Sample]  # converted and validated
+    samples: list  # converted and validated: Sample, or a kind's sample (PreferencePair, ...)
     dropped: Counter[str]  # reason -> count, for rows that were skipped
     fingerprint: str  # sha256 over the source bytes (or hub name) + format + columns + tags + max_samples
 
@@ -87,13 +92,23 @@ def load_dataset(
 
     txt_only = bool(files) and all(f.suffix.lower() == ".txt" for f in files)
     fmt_name = spec.format or ("text" if sample_kind == "document" or txt_only else "alpaca")
-    fmt = _format(fmt_name, key, label, sample_kind)
-    columns = _merge(fmt_name, "columns", fmt.DEFAULT_COLUMNS, spec.columns, key)
+    kind = get_kind(sample_kind)  # preference / unpaired data: a conversation format + its columns
+    fmt = _format(fmt_name, key, label, kind.BASE_KIND if kind else sample_kind)
+    defaults = {**fmt.DEFAULT_COLUMNS, **kind.COLUMNS} if kind else fmt.DEFAULT_COLUMNS
+    columns = _merge(fmt_name, "columns", defaults, spec.columns, key)
     tags = _merge(fmt_name, "tags", getattr(fmt, "DEFAULT_TAGS", {}), spec.tags, key)
-    must = {f: columns[f] for f in set(fmt.REQUIRED) | set(spec.columns)}
+    required = kind.required(fmt_name, fmt) if kind else set(fmt.REQUIRED)
+    must = {f: columns[f] for f in required | set(spec.columns)}
+
+    def convert(row: dict) -> Sample:
+        if kind:
+            return kind.convert(fmt_name, fmt, row, columns, tags)
+        return fmt.convert(row, columns, tags)
 
     digest = hashlib.sha256()
     settings = [SOURCES_VERSION, fmt_name, columns, tags, spec.max_samples]
+    if kind:
+        settings.append(sample_kind)
     digest.update(json.dumps(settings, sort_keys=True).encode())
     if local is None:
         digest.update(json.dumps(["hub", spec.path, spec.subset, spec.split]).encode())
@@ -113,7 +128,7 @@ def load_dataset(
         _check_columns(batch, must, shown, key, fmt_name)
         for where, row in batch:
             try:
-                sample = fmt.convert(row, columns, tags)
+                sample = convert(row)
                 sample.validate()
                 samples.append(sample)
             except RowError as e:

@@ -128,7 +128,10 @@ def apply_lora(model: nn.Module, cfg: LoraFields):
     from peft import get_peft_model
 
     check_targets(model, cfg)
-    peft_model = get_peft_model(model, lora_config(cfg))
+    peft_cfg = lora_config(cfg)
+    if type(model).__name__.endswith("ForSequenceClassification"):  # the `rm` stage's reward model
+        peft_cfg.task_type = "SEQ_CLS"  # PEFT then trains and saves the new score head too
+    peft_model = get_peft_model(model, peft_cfg)
     if cfg.mutates_base():
         _keep_initial_adapter(peft_model)
     return peft_model

@@ -101,8 +101,10 @@ def load_tokenizer(cfg: ModelConfig):
     return tokenizer
 
 
-def load_model(cfg: ModelConfig, method_cfg: Any):
-    """The base model, loaded as the method needs it (e.g. quantized for qlora), not yet wrapped."""
+def load_model(cfg: ModelConfig, method_cfg: Any, auto_class: Any = None, **extra: Any):
+    """The base model, loaded as the method needs it (e.g. quantized for qlora), not yet wrapped.
+    ``auto_class`` (default AutoModelForCausalLM) and ``extra`` from_pretrained kwargs let a stage
+    load another head (`rm`: AutoModelForSequenceClassification with num_labels=1)."""
     from transformers import AutoModelForCausalLM
 
     from tuneforge.methods import METHODS
@@ -114,7 +116,8 @@ def load_model(cfg: ModelConfig, method_cfg: Any):
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     kwargs.update(method.load_kwargs(method_cfg))
-    return _from_source(AutoModelForCausalLM.from_pretrained, cfg, source, **kwargs)
+    kwargs.update(extra)
+    return _from_source((auto_class or AutoModelForCausalLM).from_pretrained, cfg, source, **kwargs)
 
 
 def model_from_state_dict(config, state_dict: dict[str, torch.Tensor], dtype: torch.dtype):
