@@ -54,7 +54,7 @@ class TuneforgeTrainer(Trainer):
             trained = int((labels != IGNORE_INDEX).sum()) if labels is not None else -1
             raise TrainingError(
                 f"step {self.state.global_step + 1}: the loss is {float(loss)} (batch of "
-                f"{inputs['input_ids'].shape[0]} samples, {trained} trained tokens). Lower "
+                f"{len(next(iter(inputs.values())))} samples, {trained} trained tokens). Lower "
                 "train.learning_rate, turn off train.fp16, or check the model's dtype"
             )
         return result

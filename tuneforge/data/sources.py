@@ -29,7 +29,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -73,10 +73,14 @@ def load_dataset(
     sample_kind: str,
     base_dir: Path | None = None,
     section: str = "data.datasets",
+    convert: Callable[[ModuleType, dict, dict[str, str], dict[str, str]], Any] | None = None,
+    optional_fields: frozenset[str] = frozenset(),
 ) -> LoadedDataset:
     """Read, convert and validate one source. ``index`` and ``section`` name it in messages
     (``data.datasets[0]``); ``sample_kind`` is what the stage trains on ('conversation' or
-    'document'); relative paths start from ``base_dir`` (else the current folder)."""
+    'document'); relative paths start from ``base_dir`` (else the current folder).
+    ``convert(fmt, row, columns, tags)`` replaces the format's own ``convert`` (e.g. prompt-only
+    samples for RL stages); ``optional_fields`` are format fields that need not be present."""
     key = f"{section}[{index}]"
     label = spec.name or spec.path or ""
     if spec.name is not None:
@@ -90,7 +94,7 @@ def load_dataset(
     fmt = _format(fmt_name, key, label, sample_kind)
     columns = _merge(fmt_name, "columns", fmt.DEFAULT_COLUMNS, spec.columns, key)
     tags = _merge(fmt_name, "tags", getattr(fmt, "DEFAULT_TAGS", {}), spec.tags, key)
-    must = {f: columns[f] for f in set(fmt.REQUIRED) | set(spec.columns)}
+    must = {f: columns[f] for f in (set(fmt.REQUIRED) - optional_fields) | set(spec.columns)}
 
     digest = hashlib.sha256()
     settings = [SOURCES_VERSION, fmt_name, columns, tags, spec.max_samples]
@@ -113,7 +117,7 @@ def load_dataset(
         _check_columns(batch, must, shown, key, fmt_name)
         for where, row in batch:
             try:
-                sample = fmt.convert(row, columns, tags)
+                sample = convert(fmt, row, columns, tags) if convert else fmt.convert(row, columns, tags)
                 sample.validate()
                 samples.append(sample)
             except RowError as e:
