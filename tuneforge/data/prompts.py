@@ -24,7 +24,14 @@ from typing import Any
 from tuneforge.config.schema import Config, DatasetConfig
 from tuneforge.data.conversation import Message
 from tuneforge.data.dataset_registry import DatasetRegistry
-from tuneforge.data.pipeline import DataStats, PreparedData, _write_cache, cache_root, mix, tokenizer_fingerprint
+from tuneforge.data.pipeline import (
+    DataStats,
+    PreparedData,
+    _write_cache,
+    cache_root,
+    mix,
+    tokenizer_fingerprint,
+)
 from tuneforge.data.render import render_prompt
 from tuneforge.data.sources import load_dataset
 from tuneforge.data.templates import Template
@@ -58,7 +65,11 @@ class PromptSample:
 
 
 def to_prompt(
-    fmt: ModuleType, row: dict, columns: dict[str, str], tags: dict[str, str], answer_column: str | None = None
+    fmt: ModuleType,
+    row: dict,
+    columns: dict[str, str],
+    tags: dict[str, str],
+    answer_column: str | None = None,
 ) -> PromptSample:
     """One row -> PromptSample with its format's converter; the last assistant turn becomes the answer."""
     placeholder = False
@@ -123,7 +134,9 @@ def prepare_prompts(
     if d.eval_split and not eval_loaded:
         n_eval = int(d.eval_split) if d.eval_split >= 1 else max(1, round(d.eval_split * len(samples)))
         if n_eval >= len(samples):
-            raise DataError(f"data.eval_split={d.eval_split} leaves no prompts out of {len(samples)}; lower it")
+            raise DataError(
+                f"data.eval_split={d.eval_split} leaves no prompts out of {len(samples)}; lower it"
+            )
         eval_samples, samples = samples[:n_eval], samples[n_eval:]
 
     train, stats = _render(samples, tokenizer, template, d.max_length, dropped)

@@ -51,10 +51,14 @@ class RewardConfig(BaseModel):
     judge_prompt: str | None = Field(
         None, description="Judge instructions with {question}, {answer} and {completion} placeholders."
     )
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the judge's API key.")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the judge's API key."
+    )
     weight: float = Field(1.0, description="Weight of this reward in the sum (TRL's reward_weights).")
     pattern: str | None = Field(None, description="format: the regex the whole completion must match.")
-    target_length: int | None = Field(None, gt=0, description="length: the ideal completion length in characters.")
+    target_length: int | None = Field(
+        None, gt=0, description="length: the ideal completion length in characters."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -122,7 +126,9 @@ def load_user_function(ref: str, where: str) -> Callable:
     file, _, func_name = ref.rpartition(":")
     path = Path(file).expanduser()
     if path.suffix != ".py" or not path.is_file():
-        raise ConfigError(f"{where}: {file!r} is not a Python file (looked at {path.absolute()}); write FILE.py:FUNCTION")
+        raise ConfigError(
+            f"{where}: {file!r} is not a Python file (looked at {path.absolute()}); write FILE.py:FUNCTION"
+        )
     spec = importlib.util.spec_from_file_location(f"tuneforge_user_rewards_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -133,7 +139,9 @@ def load_user_function(ref: str, where: str) -> Callable:
     fn = getattr(module, func_name, None)
     if not callable(fn):
         have = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-        raise ConfigError(f"{where}: {file} has no function {func_name!r}; it defines: {', '.join(have) or 'none'}")
+        raise ConfigError(
+            f"{where}: {file} has no function {func_name!r}; it defines: {', '.join(have) or 'none'}"
+        )
     return fn
 
 

@@ -18,7 +18,9 @@ def exact_match(completions: list[str], answer: list[str | None], **kwargs) -> l
     """1.0 when the completion matches the answer: for a numeric answer the *last* number in the completion
     equals it ("47 + 38 = 85" matches "85"); otherwise the whole completion equals the answer after
     lower-casing, collapsing spaces and dropping trailing punctuation. 0.0 otherwise."""
-    return [None if a is None else float(_exact_match(c, a)) for c, a in zip(completions, answer, strict=True)]
+    return [
+        None if a is None else float(_exact_match(c, a)) for c, a in zip(completions, answer, strict=True)
+    ]
 
 
 def contains(completions: list[str], answer: list[str | None], **kwargs) -> list[float | None]:
