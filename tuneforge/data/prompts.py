@@ -37,7 +37,7 @@ from tuneforge.data.sources import load_dataset
 from tuneforge.data.templates import Template
 from tuneforge.errors import DataError, RowError
 
-PROMPTS_VERSION = "1"  # bump when the prepared prompts for the same input change
+PROMPTS_VERSION = "2"  # bump when the prepared prompts for the same input change
 # format fields that hold the answer: a prompt-only row may leave them out
 ANSWER_FIELDS = frozenset({"output"})
 _PLACEHOLDER = "\0no answer\0"
@@ -162,7 +162,16 @@ def _render(
             dropped[TOO_LONG] += 1
             continue
         text = tokenizer.decode(ids, skip_special_tokens=False)
-        rows.append({"prompt": text, "prompt_ids": ids, "question": s.question, "answer": s.answer})
+        messages = [{"role": m.role, "content": m.content} for m in s.messages]
+        rows.append(
+            {
+                "prompt": text,
+                "prompt_ids": ids,
+                "question": s.question,
+                "answer": s.answer,
+                "messages": messages,
+            }
+        )
     lengths = [len(r["prompt_ids"]) for r in rows]
     stats = DataStats(samples=len(rows), tokens=sum(lengths), lengths=lengths, dropped=dict(dropped))
     return rows, stats

@@ -4,19 +4,15 @@
   field by field into a TRL config class, plus the stage's own fields, so a TRL config never falls
   back to TRL's defaults where ours differ (TRL turns on gradient checkpointing and bf16 by default).
 - `final_metrics`: the last logged value of each metric (reward, kl, ...) for the manifest.
-- `check_same_tokenizer`: a teacher or reward model must read the same token ids as the student.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from typing import Any
 
 from transformers import TrainingArguments
-
-from tuneforge.errors import ConfigError
 
 
 def trl_arguments(config_cls: type, training_args: TrainingArguments, **fields: Any) -> Any:
@@ -42,23 +38,3 @@ def final_metrics(log_history: list[dict], prefixes: tuple[str, ...]) -> dict[st
             if k.startswith(prefixes) and isinstance(v, (int, float)) and math.isfinite(v):
                 out[k] = float(v)
     return out
-
-
-def check_same_tokenizer(student_tok, other_path: str, what: str, key: str) -> Any:
-    """Load ``other_path``'s tokenizer and fail clearly when its vocabulary differs from the student's."""
-    from transformers import AutoTokenizer
-
-    if not (Path(other_path) / "config.json").is_file() and not Path(other_path).is_dir():
-        raise ConfigError(f"{key}: {other_path!r} is not a model folder; give an HF model folder")
-    try:
-        other = AutoTokenizer.from_pretrained(other_path)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{key}: cannot load the {what}'s tokenizer from {other_path!r}: {e}") from e
-    if other.get_vocab() != student_tok.get_vocab():
-        a, b = len(student_tok.get_vocab()), len(other.get_vocab())
-        raise ConfigError(
-            f"{key}: the {what} ({other_path}) uses a different tokenizer than the student model "
-            f"({b} vs {a} tokens, or the same count with different ids); token-level distillation compares "
-            f"next-token distributions id by id, so pick a {what} from the same model family"
-        )
-    return other
