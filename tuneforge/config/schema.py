@@ -170,7 +170,8 @@ class Config(Section):
         description="Tuning method; see `tuneforge ls methods`.",
     )
     stage: StageConfig = Field(
-        default_factory=lambda: STAGES.get("sft").Config(), description="Training stage: sft, pt."
+        default_factory=lambda: STAGES.get("sft").Config(),
+        description="Training stage; see `tuneforge ls stages`.",
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
