@@ -133,8 +133,13 @@ def test_bad_reward_function_stops_with_a_clear_error(
 
 def test_cli_run_writes_reward_metrics_to_the_manifest(tmp_path, tiny_llama_dir, capsys):
     cfg = _grpo(tmp_path, tiny_llama_dir, [{"function": "length", "target_length": 8}], beta=0.0)
+    cfg["output"]["plot_loss"] = True
+    cfg["train"]["report_to"] = ["tensorboard"]
     code, out, err = run_cli(capsys, "train", str(write_config(tmp_path, cfg)))
     assert code == 0, err
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["stage"] == "grpo" and "rewards/length/mean" in manifest["metrics"]
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
+    assert "'rewards/length/mean'" in out  # the progress output
+    assert (tmp_path / "run" / "loss.png").is_file()  # loss with the mean reward on a second axis
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "run" / "logs").rglob("*"))
