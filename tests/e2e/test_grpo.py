@@ -143,3 +143,10 @@ def test_cli_run_writes_reward_metrics_to_the_manifest(tmp_path, tiny_llama_dir,
     assert "'rewards/length/mean'" in out  # the progress output
     assert (tmp_path / "run" / "loss.png").is_file()  # loss with the mean reward on a second axis
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "run" / "logs").rglob("*"))
+
+
+def test_data_inspect_shows_prompts(tmp_path, tiny_llama_dir, capsys):
+    cfg = _grpo(tmp_path, tiny_llama_dir, ["exact_match"])
+    code, out, err = run_cli(capsys, "data", "inspect", str(write_config(tmp_path, cfg)))
+    assert code == 0, err
+    assert "--- prompt 0 (" in out and "reference answer" in out and "<|im_start|>assistant" in out
