@@ -54,6 +54,8 @@ def test_lora_grpo_two_steps(tmp_path, tiny_llama_dir, rewards_file):
     cfg = _grpo(tmp_path, tiny_llama_dir, [f"{rewards_file}:alternate", "exact_match"])
     trainer = build_trainer(cfg, tmp_path / "run")
     before = snapshot(trainer.model)
+    ref = {n: v for n, v in before.items() if ".ref." in n}
+    assert ref and not any(trainable for trainable, _ in ref.values())  # TRL's frozen KL reference adapter
     result = trainer.train()
     assert math.isfinite(result.training_loss)
     assert_trained_and_frozen(before, trainer.model)
