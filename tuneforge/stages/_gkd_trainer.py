@@ -11,7 +11,9 @@ from tuneforge.trainer import TuneforgeTrainer
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # GKD lives in trl.experimental in TRL 1.x
 
-from trl.experimental.gkd import GKDTrainer  # noqa: E402
+from trl.experimental.gkd import GKDConfig, GKDTrainer  # noqa: E402
+
+__all__ = ["GKDConfig", "TuneforgeGKDTrainer"]
 
 
 class TuneforgeGKDTrainer(TuneforgeTrainer, GKDTrainer):

@@ -94,8 +94,7 @@ def prepare_data(cfg, tokenizer, template, sample_kind: str):
 
 def gkd_arguments(cfg: Config, training_args):
     """Our `train:` (via the run's TrainingArguments) and `stage:` mapped onto TRL's GKDConfig."""
-    from trl.experimental.gkd import GKDConfig
-
+    from tuneforge.stages._gkd_trainer import GKDConfig
     from tuneforge.stages._trl import trl_arguments
 
     return trl_arguments(
