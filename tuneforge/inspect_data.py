@@ -68,7 +68,7 @@ def inspect_data(cfg: Config, num_samples: int = 3, color: bool | None = None) -
     stage = STAGES.get(cfg.stage.name)
     tokenizer = load_tokenizer(cfg.model)
     template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND != "document" else None
-    data = prepare_data(cfg, tokenizer, template, stage.SAMPLE_KIND)
+    data = getattr(stage, "prepare_data", prepare_data)(cfg, tokenizer, template, stage.SAMPLE_KIND)
     s = data.stats
     legend = f"{GREEN}trained{RESET} / {DIM}masked{RESET}" if color else "[[trained]] / masked"
     lines = [f"template: {template.name if template else '(none: plain text)'}   marks: {legend}", ""]
@@ -77,6 +77,10 @@ def inspect_data(cfg: Config, num_samples: int = 3, color: bool | None = None) -
         row = data.train[i]
         if kind is not None:  # preference pairs / KTO samples: the kind shows its own columns
             lines += [f"--- sample {i} ---", kind.show(tokenizer, row, color), ""]
+            continue
+        if "labels" not in row:  # a prompt of a generating stage (grpo): where generation starts
+            head = f"--- prompt {i} ({len(row['prompt_ids'])} tokens, reference answer {row['answer']!r}) ---"
+            lines += [head, row["prompt"], ""]
             continue
         n_trained = sum(1 for x in row["labels"] if x != IGNORE_INDEX)
         lines += [

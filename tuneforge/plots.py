@@ -8,6 +8,8 @@ from pathlib import Path
 def plot_loss(log_history: list[dict], out: Path) -> Path | None:
     train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
     evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
+    # RL stages (grpo) also log the mean reward; it goes on a second axis
+    rewards = [(e["step"], e["reward"]) for e in log_history if e.get("reward") is not None and "step" in e]
     if not train and not evals:
         return None
     import matplotlib
@@ -37,7 +39,12 @@ def plot_loss(log_history: list[dict], out: Path) -> Path | None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left")
+    if rewards:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*rewards, strict=True), color="tab:green", label="mean reward")
+        ax2.set_ylabel("reward")
+        ax2.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

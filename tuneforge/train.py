@@ -113,7 +113,8 @@ def run_training(cfg: Config) -> Path:
 
     tokenizer = load_tokenizer(cfg.model)
     template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND != "document" else None
-    data = prepare_data(cfg, tokenizer, template, stage.SAMPLE_KIND)
+    # a stage with its own sample shape (prompts for grpo) prepares its data itself
+    data = getattr(stage, "prepare_data", prepare_data)(cfg, tokenizer, template, stage.SAMPLE_KIND)
     s = data.stats
     print(
         f"data: {s.samples} samples, {s.tokens} tokens, {s.trained_share:.1%} trained"

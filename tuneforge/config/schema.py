@@ -193,7 +193,7 @@ class Config(Section):
     )
     stage: StageConfig = Field(
         default_factory=lambda: STAGES.get("sft").Config(),
-        description="Training stage: sft, pt, rm, dpo, kto, orpo, simpo; see `tuneforge ls stages`.",
+        description="Training stage; see `tuneforge ls stages`.",
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

@@ -33,7 +33,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -78,10 +78,14 @@ def load_dataset(
     sample_kind: str,
     base_dir: Path | None = None,
     section: str = "data.datasets",
+    convert: Callable[[ModuleType, dict, dict[str, str], dict[str, str]], Any] | None = None,
+    optional_fields: frozenset[str] = frozenset(),
 ) -> LoadedDataset:
     """Read, convert and validate one source. ``index`` and ``section`` name it in messages
     (``data.datasets[0]``); ``sample_kind`` is what the stage trains on ('conversation' or
-    'document'); relative paths start from ``base_dir`` (else the current folder)."""
+    'document'); relative paths start from ``base_dir`` (else the current folder).
+    ``convert(fmt, row, columns, tags)`` replaces the format's own ``convert`` (e.g. prompt-only
+    samples for RL stages); ``optional_fields`` are format fields that need not be present."""
     key = f"{section}[{index}]"
     label = spec.name or spec.path or ""
     if spec.name is not None:
@@ -98,11 +102,13 @@ def load_dataset(
     columns = _merge(fmt_name, "columns", defaults, spec.columns, key)
     tags = _merge(fmt_name, "tags", getattr(fmt, "DEFAULT_TAGS", {}), spec.tags, key)
     required = kind.required(fmt_name, fmt) if kind else set(fmt.REQUIRED)
-    must = {f: columns[f] for f in required | set(spec.columns)}
+    must = {f: columns[f] for f in (required - optional_fields) | set(spec.columns)}
 
-    def convert(row: dict) -> Sample:
+    def to_sample(row: dict) -> Sample:
         if kind:
             return kind.convert(fmt_name, fmt, row, columns, tags)
+        if convert:
+            return convert(fmt, row, columns, tags)
         return fmt.convert(row, columns, tags)
 
     digest = hashlib.sha256()
@@ -128,7 +134,7 @@ def load_dataset(
         _check_columns(batch, must, shown, key, fmt_name)
         for where, row in batch:
             try:
-                sample = convert(row)
+                sample = to_sample(row)
                 sample.validate()
                 samples.append(sample)
             except RowError as e:

@@ -1,0 +1,89 @@
+"""The LLM-judge reward against a tiny OpenAI-compatible server on the loopback interface, and a local
+judge model folder."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from tuneforge.errors import ConfigError, TrainingError
+from tuneforge.rewards import RewardConfig, build_rewards
+from tuneforge.rewards.judge import score_reply
+
+SEEN: list[dict] = []
+
+
+class _Judge(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        SEEN.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        if "FAIL" in body["messages"][0]["content"]:
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"boom")
+            return
+        text = body["messages"][0]["content"]
+        reply = "Score: 9" if "Answer: 42" in text else "I cannot tell" if "Answer: ?" in text else "3"
+        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = HTTPServer(("127.0.0.1", 0), _Judge)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    SEEN.clear()
+    yield f"http://127.0.0.1:{srv.server_port}/v1"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_score_reply():
+    assert score_reply("8") == 0.8 and score_reply("Score: 12/10") == 1.0 and score_reply("none") is None
+
+
+def test_endpoint_judge_scores_each_completion(server, monkeypatch):
+    monkeypatch.setenv("JUDGE_KEY", "sk-test")
+    (judge,), _, _ = build_rewards(
+        [RewardConfig(judge=server, judge_model="tiny", api_key_env="JUDGE_KEY", weight=2.0)]
+    )
+    out = judge(
+        prompts=["p"] * 3, completions=["42", "41", "?"], question=["6 x 7?"] * 3, answer=["42", "42", None]
+    )
+    assert out == [0.9, 0.3, None]
+    first = SEEN[0]
+    assert first["path"] == "/v1/chat/completions" and first["auth"] == "Bearer sk-test"
+    assert first["body"]["model"] == "tiny"
+    content = first["body"]["messages"][0]["content"]
+    assert "Question: 6 x 7?" in content and "Reference answer: 42" in content
+    assert "Reference answer" not in SEEN[2]["body"]["messages"][0]["content"]
+
+
+def test_endpoint_errors_are_one_line(server):
+    (judge,), _, _ = build_rewards([RewardConfig(judge=server)])
+    with pytest.raises(TrainingError, match="HTTP 500"):
+        judge(prompts=["p"], completions=["FAIL"], question=["q"], answer=[None])
+    (judge,), _, _ = build_rewards([RewardConfig(judge="http://127.0.0.1:9/v1")])
+    with pytest.raises(TrainingError, match="cannot be reached"):
+        judge(prompts=["p"], completions=["x"], question=["q"], answer=[None])
+
+
+def test_bad_judge_prompt_placeholder():
+    with pytest.raises(ConfigError, match="judge_prompt: bad placeholder 'reply'"):
+        build_rewards([RewardConfig(judge="http://127.0.0.1:9/v1", judge_prompt="Rate {reply}")])
+
+
+def test_local_judge_model(tiny_llama_dir):
+    (judge,), _, _ = build_rewards([RewardConfig(judge=str(tiny_llama_dir))])
+    out = judge(prompts=["p", "p"], completions=["a", "b"], question=["q", "q"], answer=[None, None])
+    assert len(out) == 2 and all(x is None or 0.0 <= x <= 1.0 for x in out)
