@@ -50,7 +50,10 @@ def training_arguments(cfg: Config, run_dir: Path, has_eval: bool) -> TrainingAr
     from tuneforge.methods import method_training_arguments
 
     t: TrainConfig = cfg.train
-    kwargs = {k: v for k, v in t.model_dump().items() if k not in _NOT_TRAINING_ARGS}
+    from tuneforge.speed import TRAIN_FIELDS
+
+    skip = _NOT_TRAINING_ARGS | TRAIN_FIELDS
+    kwargs = {k: v for k, v in t.model_dump().items() if k not in skip}
     kwargs["report_to"] = [r for r in t.report_to if r != "none"] or "none"
     kwargs["eval_steps"] = t.eval_steps or t.save_steps
     # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)

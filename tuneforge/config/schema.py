@@ -142,6 +142,38 @@ class TrainConfig(Section):
         default_factory=lambda: ["tensorboard"], description="Loggers: tensorboard, wandb, none."
     )
     dataloader_num_workers: int = Field(0, ge=0, description="Data loader worker processes.")
+    # speed and memory (tuneforge.speed; docs/speed.md)
+    packing: bool = Field(
+        False,
+        description="Pack samples into rows of data.max_length tokens before batching (each sample "
+        "attends only to itself); per_device_train_batch_size then counts rows.",
+    )
+    padding_free: bool | None = Field(
+        None,
+        description="Lay each batch's samples end to end with restarting position ids instead of "
+        "padding. null: on when the model keeps packed samples apart (checked at start).",
+    )
+    chunked_cross_entropy: bool | None = Field(
+        None,
+        description="Compute the loss from hidden states in chunks, never the full tokens x vocab "
+        "logits. null: on when it matches the model's own loss (checked at start).",
+    )
+    longest_first: bool = Field(
+        True, description="Put the longest sample in the first batch, so out-of-memory shows at step 1."
+    )
+    group_by_length: bool = Field(
+        False, description="Batch samples of similar length together (less padding when not padding-free)."
+    )
+    gradient_checkpointing_kwargs: dict | None = Field(
+        None, description="Passed to gradient_checkpointing_enable, e.g. {use_reentrant: false}."
+    )
+    activation_offloading: bool = Field(
+        False, description="Keep saved activations in CPU memory during the forward pass (GPU only)."
+    )
+    torch_compile: bool = Field(False, description="torch.compile the model (slow first steps).")
+    use_liger_kernel: bool = Field(
+        False, description="Liger's fused kernels (CUDA GPU, `pip install liger-kernel`)."
+    )
 
 
 class OutputConfig(Section):
