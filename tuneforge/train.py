@@ -51,6 +51,7 @@ def training_arguments(cfg: Config, run_dir: Path, has_eval: bool) -> TrainingAr
 
     t: TrainConfig = cfg.train
     from tuneforge.speed import TRAIN_FIELDS
+    from tuneforge.speed.distributed import distributed_training_arguments
 
     skip = _NOT_TRAINING_ARGS | TRAIN_FIELDS
     kwargs = {k: v for k, v in t.model_dump().items() if k not in skip}
@@ -59,6 +60,7 @@ def training_arguments(cfg: Config, run_dir: Path, has_eval: bool) -> TrainingAr
     # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
     kwargs["warmup_steps"] = t.warmup_steps or t.warmup_ratio
     kwargs.update(method_training_arguments(cfg.method))
+    kwargs.update(distributed_training_arguments(t, run_dir))
     return TrainingArguments(
         output_dir=str(run_dir),
         eval_strategy="steps" if has_eval else "no",
@@ -96,7 +98,8 @@ def resolve_resume(cfg: Config, run_dir: Path) -> str | None:
     return want
 
 
-def run_training(cfg: Config) -> Path:
+def run_training(cfg: Config) -> Path | None:
+    """Train and save; returns the run folder (None on the ranks other than 0 of a distributed run)."""
     import torch
 
     from tuneforge.data.pipeline import prepare_data
@@ -104,17 +107,21 @@ def run_training(cfg: Config) -> Path:
     from tuneforge.methods import METHODS, method_callbacks, method_optimizer_factory
     from tuneforge.models.load import load_model, load_tokenizer, resolve_model_source
     from tuneforge.models.wrap import wrap
+    from tuneforge.speed.launch import distributed_state, is_main, main_process_first
     from tuneforge.stages import STAGES
 
     stage = STAGES.get(cfg.stage.name)
     METHODS.get(cfg.method.name)
+    state = distributed_state()  # None in a single-process run
     run_dir = check_run_dir(cfg)
-    write_config(cfg, run_dir)
+    if is_main(state):
+        write_config(cfg, run_dir)
     torch.manual_seed(cfg.train.seed)
 
     tokenizer = load_tokenizer(cfg.model)
     template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND == "conversation" else None
-    data = prepare_data(cfg, tokenizer, template, stage.SAMPLE_KIND)
+    with main_process_first(state):  # rank 0 tokenizes and caches; the others then read the cache
+        data = prepare_data(cfg, tokenizer, template, stage.SAMPLE_KIND)
     s = data.stats
     print(
         f"data: {s.samples} samples, {s.tokens} tokens, {s.trained_share:.1%} trained"
@@ -128,7 +135,9 @@ def run_training(cfg: Config) -> Path:
         template.stop_tokens if template else ((tokenizer.eos_token,) if tokenizer.eos_token else ())
     )
     model = load_model(cfg.model, cfg.method)
-    rows, before = _answer_before(cfg, model, tokenizer, chat_template, stop_tokens)
+    rows, before = (
+        _answer_before(cfg, model, tokenizer, chat_template, stop_tokens) if is_main(state) else ([], [])
+    )
     model = wrap(model, cfg.method)
 
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
@@ -149,6 +158,8 @@ def run_training(cfg: Config) -> Path:
     if data.eval is not None:
         metrics.update(trainer.evaluate())
     metrics["global_step"] = trainer.state.global_step
+    if not is_main(state):
+        return None
 
     manifest = {
         "base_model": {"name_or_path": cfg.model.name_or_path, "resolved": resolve_model_source(cfg.model)},

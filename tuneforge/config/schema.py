@@ -174,6 +174,24 @@ class TrainConfig(Section):
     use_liger_kernel: bool = Field(
         False, description="Liger's fused kernels (CUDA GPU, `pip install liger-kernel`)."
     )
+    # scale (tuneforge.speed.launch / distributed; docs/speed.md)
+    nproc_per_node: int = Field(
+        1, gt=0, description="Processes on this machine; above 1 `tuneforge train` launches torchrun itself."
+    )
+    nnodes: int = Field(1, gt=0, description="Machines in the run (run the same command on each).")
+    node_rank: int = Field(0, ge=0, description="This machine's index among nnodes.")
+    master_addr: str | None = Field(
+        None, description="Address of the rank-0 machine (multi-node); null: a local standalone run."
+    )
+    master_port: int = Field(29500, description="Rendezvous port on master_addr.")
+    distributed: Literal["ddp", "fsdp2", "zero2", "zero3"] = Field(
+        "ddp",
+        description="How several processes share the work: ddp (replicas), fsdp2 (sharded, torch), "
+        "zero2 / zero3 (DeepSpeed, `pip install deepspeed`).",
+    )
+    distributed_offload: bool = Field(
+        False, description="Offload optimizer state (zero2/zero3) or parameters (zero3, fsdp2) to CPU."
+    )
 
 
 class OutputConfig(Section):

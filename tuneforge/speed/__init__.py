@@ -22,5 +22,12 @@ TRAIN_FIELDS = frozenset(
         "longest_first",
         "group_by_length",
         "activation_offloading",
+        "nproc_per_node",
+        "nnodes",
+        "node_rank",
+        "master_addr",
+        "master_port",
+        "distributed",
+        "distributed_offload",
     }
 )
