@@ -113,9 +113,10 @@ def run_training(cfg: Config) -> Path | None:
     stage = STAGES.get(cfg.stage.name)
     METHODS.get(cfg.method.name)
     state = distributed_state()  # None in a single-process run
-    run_dir = check_run_dir(cfg)
-    if is_main(state):
-        write_config(cfg, run_dir)
+    with main_process_first(state):  # only rank 0 checks, clears (overwrite) and writes the folder
+        run_dir = check_run_dir(cfg) if is_main(state) else Path(cfg.output.dir)
+        if is_main(state):
+            write_config(cfg, run_dir)
     torch.manual_seed(cfg.train.seed)
 
     tokenizer = load_tokenizer(cfg.model)
