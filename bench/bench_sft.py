@@ -50,6 +50,7 @@ CONFIGS = {
     "tiny-lora": ("tiny", "lora", 2e-4, 8),
     "tiny-full": ("tiny", "full", 1e-4, 8),
 }
+BATCH = 0  # --batch in the parent overrides the configurations' batch size
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05}
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -290,6 +291,7 @@ def flops_per_token(model_path: str, method: str) -> float:
 
 def child(side: str, name: str, work: Path, steps: int, switches: str) -> dict:
     kind, method, lr, batch = CONFIGS[name]
+    batch = BATCH or batch
     out = work / f"{name}-{side}"
     cmd = [
         sys.executable,
@@ -385,13 +387,15 @@ def main() -> None:
     for flag in ("--side", "--model-dir", "--method", "--data", "--out", "--cache"):
         p.add_argument(flag)
     p.add_argument("--lr", type=float)
-    p.add_argument("--batch", type=int)
+    p.add_argument("--batch", type=int, help="samples per step (default: 8)")
     a = p.parse_args()
     if a.side:
         result = (run_baseline if a.side == "baseline" else run_tuneforge)(a)
         print("RESULT " + json.dumps(result), flush=True)
         return
 
+    global BATCH
+    BATCH = a.batch or 0
     work = Path(a.work or tempfile.mkdtemp(prefix="tf-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     make_data(work / "data.json", a.samples)
