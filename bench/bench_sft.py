@@ -263,17 +263,11 @@ def _result(timer, tokens: list[int]) -> dict:
 # ---------------------------------------------------------------- the parent: alternate, compare
 
 
-def matmul_peak_flops(seconds: float = 3.0) -> float:
+def matmul_peak_flops() -> float:
     """float32 GEMM FLOP/s of this machine now (same thread count as the children)."""
-    import torch
+    from tuneforge.speed.estimate import matmul_flops
 
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        n += 1
-    return n * 2 * 2048**3 / (time.perf_counter() - t0)
+    return matmul_flops(seconds=3.0)
 
 
 def flops_per_token(model_path: str, method: str) -> float:

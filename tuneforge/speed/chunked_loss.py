@@ -93,7 +93,7 @@ def patch_chunked_loss(model: nn.Module, chunk: int = CHUNK_ROWS) -> bool:
     """Replace the forward of the causal LM inside ``model`` (a PEFT wrapper or the model itself)
     with the chunked-loss forward. Returns False, changing nothing, when the model's head is not a
     plain bias-free Linear (e.g. LoRA on lm_head) or it post-processes logits (soft-capping)."""
-    lm = _causal_lm(model)
+    lm = causal_lm(model)
     head = lm.get_output_embeddings()
     if type(head) is not nn.Linear or head.bias is not None or getattr(lm, "_tuneforge_chunked", False):
         return False
@@ -127,14 +127,14 @@ def patch_chunked_loss(model: nn.Module, chunk: int = CHUNK_ROWS) -> bool:
 
 
 def unpatch_chunked_loss(model: nn.Module) -> None:
-    lm = _causal_lm(model)
+    lm = causal_lm(model)
     original = getattr(lm, "_tuneforge_chunked", None)
     if original:
         lm.forward = original
         del lm._tuneforge_chunked
 
 
-def _causal_lm(model: nn.Module) -> nn.Module:
+def causal_lm(model: nn.Module) -> nn.Module:
     """The transformers CausalLM inside a PEFT wrapper (peft injects its layers in place, so the
     decoder called from here still runs them)."""
     get_base = getattr(model, "get_base_model", None)

@@ -1,5 +1,5 @@
 """The one place the speed switches of `train:` are applied to a model and a trainer (called by
-`tuneforge.stages._base.build_causal_lm_trainer`; other stages can call `apply_speedups` too).
+`tuneforge.stages._base.buildcausal_lm_trainer`; other stages can call `apply_speedups` too).
 
 Auto switches (``None``) turn on only where they are exact for this model, checked on the model
 itself with a tiny forward pass rather than assumed from its family:
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tuneforge.errors import ConfigError
+from tuneforge.speed.chunked_loss import causal_lm as _lm
 
 log = logging.getLogger("tuneforge")
 
@@ -130,11 +131,6 @@ def _loss_agrees(model) -> bool:
     return bool(torch.allclose(ref.loss.float(), plain.float(), rtol=1e-3)) and bool(
         torch.allclose(ours.float(), plain.float(), rtol=1e-3)
     )
-
-
-def _lm(model):
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
 
 
 def _check_liger() -> None:
