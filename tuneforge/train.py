@@ -48,9 +48,12 @@ def training_arguments(cfg: Config, run_dir: Path, has_eval: bool) -> TrainingAr
     """The explicit mapping from `train:` to HF TrainingArguments (tested field by field), plus the
     method's own extra arguments (`tuneforge.methods.method_training_arguments`)."""
     from tuneforge.methods import method_training_arguments
+    from tuneforge.speed import TRAIN_FIELDS
+    from tuneforge.speed.distributed import distributed_training_arguments
 
     t: TrainConfig = cfg.train
-    kwargs = {k: v for k, v in t.model_dump().items() if k not in _NOT_TRAINING_ARGS}
+    skip = _NOT_TRAINING_ARGS | TRAIN_FIELDS
+    kwargs = {k: v for k, v in t.model_dump().items() if k not in skip}
     kwargs["report_to"] = [r for r in t.report_to if r != "none"] or "none"
     kwargs["eval_steps"] = t.eval_steps or t.save_steps
     # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
@@ -58,6 +61,7 @@ def training_arguments(cfg: Config, run_dir: Path, has_eval: bool) -> TrainingAr
     kwargs.update(method_training_arguments(cfg.method))
     # counted for the manifest's tokens/s (a sum over the attention mask per batch: cheap)
     kwargs.setdefault("include_num_input_tokens_seen", "non_padding")
+    kwargs.update(distributed_training_arguments(t, run_dir))
     return TrainingArguments(
         output_dir=str(run_dir),
         eval_strategy="steps" if has_eval else "no",
@@ -95,7 +99,8 @@ def resolve_resume(cfg: Config, run_dir: Path) -> str | None:
     return want
 
 
-def run_training(cfg: Config) -> Path:
+def run_training(cfg: Config) -> Path | None:
+    """Train and save; returns the run folder (None on the ranks other than 0 of a distributed run)."""
     import torch
 
     from tuneforge.data.pipeline import prepare_data
@@ -103,18 +108,23 @@ def run_training(cfg: Config) -> Path:
     from tuneforge.methods import METHODS, method_callbacks, method_optimizer_factory
     from tuneforge.models.load import load_model, load_tokenizer, resolve_model_source
     from tuneforge.models.wrap import count_parameters, wrap
+    from tuneforge.speed.launch import distributed_state, is_main, main_process_first
     from tuneforge.stages import STAGES
 
     stage = STAGES.get(cfg.stage.name)
     METHODS.get(cfg.method.name)
-    run_dir = check_run_dir(cfg)
-    write_config(cfg, run_dir)
+    state = distributed_state()  # None in a single-process run
+    with main_process_first(state):  # only rank 0 checks, clears (overwrite) and writes the folder
+        run_dir = check_run_dir(cfg) if is_main(state) else Path(cfg.output.dir)
+        if is_main(state):
+            write_config(cfg, run_dir)
     torch.manual_seed(cfg.train.seed)
 
     tokenizer = load_tokenizer(cfg.model)
     template = resolve_template(cfg.data.template, tokenizer) if stage.SAMPLE_KIND != "document" else None
     # a stage with its own sample shape (prompts for grpo) prepares its data itself
-    data = getattr(stage, "prepare_data", prepare_data)(cfg, tokenizer, template, stage.SAMPLE_KIND)
+    with main_process_first(state):  # rank 0 tokenizes and caches; the others then read the cache
+        data = getattr(stage, "prepare_data", prepare_data)(cfg, tokenizer, template, stage.SAMPLE_KIND)
     s = data.stats
     print(
         f"data: {s.samples} samples, {s.tokens} tokens, {s.trained_share:.1%} trained"
@@ -129,7 +139,9 @@ def run_training(cfg: Config) -> Path:
     )
     # a stage may load another head (rm: a sequence-classification reward model)
     model = stage.load_model(cfg) if hasattr(stage, "load_model") else load_model(cfg.model, cfg.method)
-    rows, before = _answer_before(cfg, model, tokenizer, chat_template, stop_tokens)
+    rows, before = (
+        _answer_before(cfg, model, tokenizer, chat_template, stop_tokens) if is_main(state) else ([], [])
+    )
     model = wrap(model, cfg.method)
     trainable, total = count_parameters(model)
 
@@ -155,6 +167,8 @@ def run_training(cfg: Config) -> Path:
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     if losses:  # train_loss is the mean over the run; this is where it ended
         metrics["last_train_loss"] = losses[-1]
+    if not is_main(state):
+        return None
 
     manifest = {
         "base_model": {"name_or_path": cfg.model.name_or_path, "resolved": resolve_model_source(cfg.model)},

@@ -7,7 +7,10 @@ What it adds to `transformers.Trainer`, and only this:
 - checkpoints are written into a staging folder and renamed into place, so a crash mid-save never
   leaves a half-written ``checkpoint-N`` that resume would pick up;
 - guards that stop with a diagnosis instead of training on nothing: a batch with no trained
-  token, and a NaN/inf loss.
+  token, and a NaN/inf loss;
+- the speed plan (`tuneforge.speed.setup`), when a stage passes ``speed``: sample order (longest
+  batch first / grouped by length), activation offloading, and an out-of-memory error that names
+  the settings to change.
 Gradient-accumulation normalisation is the Trainer's own (``num_items_in_batch``: the loss is the
 sum over trained tokens divided by the trained tokens of the whole accumulated batch); the
 invariance test in tests/invariance checks it.
@@ -35,9 +38,38 @@ class TuneforgeMixin:
     trainers in `tuneforge.stages._preference`): the method's optimizer, the batch and loss guards,
     atomic checkpoints. A subclass says what a batch trains by overriding ``trained_tokens``."""
 
-    def __init__(self, *args, optimizer_factory=None, **kwargs):
+    def __init__(self, *args, optimizer_factory=None, speed=None, **kwargs):
         self.optimizer_factory = optimizer_factory
+        self.speed = speed  # tuneforge.config.schema.TrainConfig, for the speed switches
         super().__init__(*args, **kwargs)
+
+    def _get_train_sampler(self, train_dataset=None):
+        from tuneforge.speed.samplers import LongestFirstSampler, group_by_length_sampler, lengths_of
+
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.speed is None or not hasattr(dataset, "__len__"):
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        if self.speed.group_by_length:
+            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return group_by_length_sampler(lengths_of(dataset), batch, seed)
+        if self.speed.longest_first:
+            return LongestFirstSampler(lengths_of(dataset), seed)
+        return super()._get_train_sampler(train_dataset)
+
+    def training_step(self, *args, **kwargs):
+        try:
+            return super().training_step(*args, **kwargs)
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            text = str(e)
+            if not isinstance(e, torch.OutOfMemoryError) and "allocate" not in text:
+                raise
+            raise TrainingError(
+                f"step {self.state.global_step + 1}: out of memory ({text.splitlines()[0][:120]}). "
+                "Lower train.per_device_train_batch_size (raise train.gradient_accumulation_steps to "
+                "keep the global batch) or data.max_length, or set train.gradient_checkpointing=true; "
+                "`tuneforge estimate CONFIG` predicts the peak"
+            ) from e
 
     def trained_tokens(self, inputs: dict) -> int | None:
         """How many tokens of the batch are trained (None: this batch shape cannot tell)."""
@@ -59,7 +91,11 @@ class TuneforgeMixin:
                 f"masked), which would train on a loss of 0. This is a bug in the data path; run "
                 "`tuneforge data inspect CONFIG` and report the samples shown"
             )
-        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.speed is not None and self.speed.activation_offloading and model.training:
+            with torch.autograd.graph.save_on_cpu(pin_memory=torch.cuda.is_available()):
+                result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        else:
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = result[0] if return_outputs else result
         if model.training and not math.isfinite(float(loss.detach())):
             ids = inputs.get("input_ids", inputs.get("chosen_input_ids"))

@@ -6,10 +6,12 @@ from pathlib import Path
 
 from tuneforge.config.load import load_config
 from tuneforge.config.schema import TrainConfig
+from tuneforge.speed import TRAIN_FIELDS
 from tuneforge.train import training_arguments
 
 BASE = {"model": {"name_or_path": "m"}, "data": {"datasets": [{"path": "d.json"}]}}
 TRANSLATED = {"resume_from_checkpoint", "warmup_ratio", "warmup_steps", "eval_steps", "report_to"}
+TRANSLATED |= TRAIN_FIELDS  # read by tuneforge.speed, not TrainingArguments
 
 
 def test_every_train_field_reaches_training_arguments(tmp_path):

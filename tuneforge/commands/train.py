@@ -23,8 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tuneforge.config import load_config
+    from tuneforge.speed.launch import launch, needs_launch
     from tuneforge.train import run_training
 
-    run_dir = run_training(load_config(args.config, args.overrides))
+    cfg = load_config(args.config, args.overrides)
+    if needs_launch(cfg.train):  # train.nproc_per_node / nnodes > 1: rerun this command under torchrun
+        return launch(cfg.train, ["train", args.config, *args.overrides])
+    run_dir = run_training(cfg)
+    if run_dir is None:  # a rank other than 0 of a distributed run
+        return 0
     print(f"\nrun saved in {run_dir}\nchat with it:  tuneforge chat {run_dir}")
     return 0

@@ -152,6 +152,56 @@ class TrainConfig(Section):
         description="NEFTune: uniform noise of scale alpha / sqrt(length x hidden) on the input "
         "embeddings while training (Jain et al. 2023; the paper uses 5); works with every method.",
     )
+    # speed and memory (tuneforge.speed; docs/speed.md)
+    packing: bool = Field(
+        False,
+        description="Pack samples into rows of data.max_length tokens before batching (each sample "
+        "attends only to itself); per_device_train_batch_size then counts rows.",
+    )
+    padding_free: bool | None = Field(
+        None,
+        description="Lay each batch's samples end to end with restarting position ids instead of "
+        "padding. null: on when the model keeps packed samples apart (checked at start).",
+    )
+    chunked_cross_entropy: bool | None = Field(
+        None,
+        description="Compute the loss from hidden states in chunks, never the full tokens x vocab "
+        "logits. null: on when it matches the model's own loss (checked at start).",
+    )
+    longest_first: bool = Field(
+        True, description="Put the longest sample in the first batch, so out-of-memory shows at step 1."
+    )
+    group_by_length: bool = Field(
+        False, description="Batch samples of similar length together (less padding when not padding-free)."
+    )
+    gradient_checkpointing_kwargs: dict | None = Field(
+        None, description="Passed to gradient_checkpointing_enable, e.g. {use_reentrant: false}."
+    )
+    activation_offloading: bool = Field(
+        False, description="Keep saved activations in CPU memory during the forward pass (GPU only)."
+    )
+    torch_compile: bool = Field(False, description="torch.compile the model (slow first steps).")
+    use_liger_kernel: bool = Field(
+        False, description="Liger's fused kernels (CUDA GPU, `pip install liger-kernel`)."
+    )
+    # scale (tuneforge.speed.launch / distributed; docs/speed.md)
+    nproc_per_node: int = Field(
+        1, gt=0, description="Processes on this machine; above 1 `tuneforge train` launches torchrun itself."
+    )
+    nnodes: int = Field(1, gt=0, description="Machines in the run (run the same command on each).")
+    node_rank: int = Field(0, ge=0, description="This machine's index among nnodes.")
+    master_addr: str | None = Field(
+        None, description="Address of the rank-0 machine (multi-node); null: a local standalone run."
+    )
+    master_port: int = Field(29500, description="Rendezvous port on master_addr.")
+    distributed: Literal["ddp", "fsdp2", "zero2", "zero3"] = Field(
+        "ddp",
+        description="How several processes share the work: ddp (replicas), fsdp2 (sharded, torch), "
+        "zero2 / zero3 (DeepSpeed, `pip install deepspeed`).",
+    )
+    distributed_offload: bool = Field(
+        False, description="Offload optimizer state (zero2/zero3) or parameters (zero3, fsdp2) to CPU."
+    )
 
     @field_validator("optim")
     @classmethod

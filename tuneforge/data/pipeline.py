@@ -23,7 +23,7 @@ from tuneforge.config.schema import Config, DatasetConfig
 from tuneforge.data.conversation import Conversation, Document, Sample
 from tuneforge.data.dataset_registry import DatasetRegistry
 from tuneforge.data.kinds import KindRow, kind_of
-from tuneforge.data.render import DropSample, Rendered, RenderOptions, render_conversation, render_document
+from tuneforge.data.render import DropSample, Rendered, RenderOptions, render_conversations, render_document
 from tuneforge.data.sources import load_dataset
 from tuneforge.data.templates import Template
 from tuneforge.errors import DataError
@@ -94,16 +94,28 @@ def mix(loaded, seed: int) -> list[Sample]:
 def render_all(samples: list[Sample], tokenizer, template: Template | None, opts: RenderOptions, desc: str):
     rendered: list[Rendered] = []
     dropped: Counter[str] = Counter()
-    for sample in tqdm(samples, desc=desc, unit="sample", disable=len(samples) < 2000, mininterval=1):
-        try:
-            if isinstance(sample, Document):
-                rendered.extend(render_document(sample, tokenizer, opts))
-            elif isinstance(sample, Conversation):
-                rendered.append(render_conversation(sample, tokenizer, template, opts))
-            else:  # a sample kind's own shape (tuneforge.data.kinds): it renders through render.py
-                rendered.append(kind_of(sample).render(sample, tokenizer, template, opts))
-        except DropSample as e:
-            dropped[e.reason] += 1
+    step = 1000  # conversations are tokenized in batches (render_conversations)
+    bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=len(samples) < 2000, mininterval=1)
+    for start in range(0, len(samples), step):
+        chunk = samples[start : start + step]
+        convs = [s for s in chunk if isinstance(s, Conversation)]
+        done = iter(render_conversations(convs, tokenizer, template, opts) if convs else [])
+        for sample in chunk:  # in sample order
+            try:
+                if isinstance(sample, Document):
+                    rendered.extend(render_document(sample, tokenizer, opts))
+                    continue
+                if not isinstance(sample, Conversation):  # a sample kind's own shape (data.kinds)
+                    rendered.append(kind_of(sample).render(sample, tokenizer, template, opts))
+                    continue
+                r = next(done)
+                if isinstance(r, DropSample):
+                    raise r
+                rendered.append(r)
+            except DropSample as e:
+                dropped[e.reason] += 1
+        bar.update(len(chunk))
+    bar.close()
     return rendered, dropped
 
 

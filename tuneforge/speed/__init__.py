@@ -1,0 +1,33 @@
+"""Speed, memory and scale switches (issue 5), each opt-in or auto-enabled in one named place.
+
+- `tuneforge.speed.chunked_loss`: next-token loss from hidden states in row chunks, so the full
+  [tokens x vocab] logits are never materialised (`train.chunked_cross_entropy`).
+- `tuneforge.speed.collate`: padding-free batching (`train.padding_free`): the samples of a batch
+  are laid end to end in rows with position ids restarting per sample; `packing.py` packs the
+  dataset itself into rows of `data.max_length` (`train.packing`).
+- `tuneforge.speed.samplers`: longest batch first (`train.longest_first`), length grouping
+  (`train.group_by_length`).
+- `tuneforge.speed.setup`: applies the switches to a model and trainer (called from the stage's
+  trainer builder, never at import time).
+- `tuneforge.speed.launch` / `distributed`: torchrun re-launch, DeepSpeed / FSDP2 configs.
+- `tuneforge.speed.estimate`: peak memory and tokens/s predicted before loading weights.
+"""
+
+# `train:` fields read by tuneforge.speed rather than passed to transformers' TrainingArguments
+TRAIN_FIELDS = frozenset(
+    {
+        "packing",
+        "padding_free",
+        "chunked_cross_entropy",
+        "longest_first",
+        "group_by_length",
+        "activation_offloading",
+        "nproc_per_node",
+        "nnodes",
+        "node_rank",
+        "master_addr",
+        "master_port",
+        "distributed",
+        "distributed_offload",
+    }
+)

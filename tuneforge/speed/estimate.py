@@ -1,0 +1,162 @@
+"""`tuneforge estimate CONFIG`: peak memory and tokens/s predicted before any weight is loaded.
+
+Inputs: the model's config.json (parameter counts by shape), the prepared data (lengths, from the
+cache when it is there), the method (what trains), the `train:` switches and this machine's matmul
+speed measured for a few seconds now. The model:
+
+    peak = process baseline (measured: this process after imports) + weights + gradients and AdamW
+           state of the trained parameters + activations of the largest batch + loss buffer
+    activations per token and layer (float32, Llama-style block, sdpa/eager):
+           8 h + 4 kv + 4 i floats, + heads x row length (attention probabilities, CPU math path),
+           + LoRA's dropout copies (6 h + i) when LoRA targets every linear layer
+    loss buffer: one chunk of logits with chunked cross-entropy, else 3 x tokens x vocab floats
+           (logits, log-softmax, their gradient)
+    tokens/s = matmul FLOP/s x EFFICIENCY / FLOPs per token (6 N for full fine-tuning, 4 N + the
+           trained share for LoRA; N = matmul parameters, the head counted on trained tokens only
+           when the loss is chunked)
+
+EFFICIENCY and the constants were fitted once on measured runs of this repository's bench
+(docs/speed.md has the comparison table); they are estimates, good to about +-25 %.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+
+EFFICIENCY = 0.45  # share of the GEMM peak a training step reaches (fitted, docs/speed.md)
+BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 4}
+
+
+@dataclass
+class Shape:
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_hidden: int
+    vocab: int
+    tied: bool
+
+    @property
+    def layer_params(self) -> int:
+        h = self.hidden
+        return 2 * h * h + 2 * h * self.kv_hidden + 3 * h * self.intermediate + 2 * h
+
+    @property
+    def total_params(self) -> int:
+        embed = self.vocab * self.hidden
+        return self.layers * self.layer_params + embed + (0 if self.tied else embed) + self.hidden
+
+
+@dataclass
+class Estimate:
+    params: int
+    trainable: int
+    peak_mb: float
+    tokens_per_s: float
+    parts_mb: dict[str, float]
+    tokens_per_step: float
+    matmul_gflops: float
+
+
+def shape_of(config) -> Shape:
+    c = config.get_text_config() if hasattr(config, "get_text_config") else config
+    heads = c.num_attention_heads
+    kv = c.hidden_size * getattr(c, "num_key_value_heads", heads) // heads
+    return Shape(
+        c.hidden_size,
+        c.intermediate_size,
+        c.num_hidden_layers,
+        heads,
+        kv,
+        c.vocab_size,
+        bool(getattr(c, "tie_word_embeddings", False)),
+    )
+
+
+def trainable_params(shape: Shape, method_cfg) -> int:
+    """Parameters the method trains (LoRA: r x (in + out) per targeted linear layer)."""
+    if method_cfg.name in ("lora", "qlora"):
+        h, kv, i, r = shape.hidden, shape.kv_hidden, shape.intermediate, method_cfg.r
+        dims = {
+            "q_proj": (h, h),
+            "k_proj": (h, kv),
+            "v_proj": (h, kv),
+            "o_proj": (h, h),
+            "gate_proj": (h, i),
+            "up_proj": (h, i),
+            "down_proj": (i, h),
+        }
+        targets = dims if method_cfg.target_modules == "all-linear" else method_cfg.target_modules
+        return shape.layers * sum(r * sum(dims[t]) for t in targets if t in dims)
+    return shape.total_params  # full; freeze and others: an upper bound
+
+
+def matmul_flops(seconds: float = 2.0) -> float:
+    import torch
+
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return n * 2 * 1024**3 / (time.perf_counter() - t0)
+
+
+def estimate(cfg, config, lengths: list[int], trained_share: float, flops: float | None = None) -> Estimate:
+    """Predict the peak resident memory and tokens/s of training ``cfg`` on data of ``lengths``."""
+    s, t = shape_of(config), cfg.train
+    b = BYTES[cfg.model.dtype]
+    lora = cfg.method.name in ("lora", "qlora")
+    trainable = trainable_params(s, cfg.method)
+    batch = sorted(lengths, reverse=True)[: t.per_device_train_batch_size]
+    padding_free = t.padding_free is not False or t.packing
+    if t.packing:  # rows of max_length, full
+        batch = [cfg.data.max_length] * t.per_device_train_batch_size
+    tokens = sum(batch) if padding_free else max(batch) * len(batch)
+    row = min(cfg.data.max_length, sum(batch)) if padding_free else max(batch)
+    per_token_layer = 8 * s.hidden + 4 * s.kv_hidden + 4 * s.intermediate + s.heads * row
+    if lora:
+        per_token_layer += 6 * s.hidden + s.intermediate
+    if t.gradient_checkpointing:
+        per_token_layer = s.hidden + (per_token_layer / s.layers)  # inputs kept, one layer recomputed
+    chunked = t.chunked_cross_entropy is not False
+    from tuneforge.speed.chunked_loss import CHUNK_ROWS
+
+    trained_tokens = tokens * trained_share
+    loss_floats = min(trained_tokens, CHUNK_ROWS) * s.vocab if chunked else 3 * tokens * s.vocab
+    mb = 1 / 2**20
+    parts = {
+        "process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "weights": s.total_params * b * mb,
+        "gradients + AdamW": trainable * 4 * 3 * mb,
+        "activations": tokens * s.layers * per_token_layer * 4 * mb,
+        "loss": loss_floats * 4 * mb,
+    }
+    flops = flops or matmul_flops()
+    n_body = s.layers * (s.layer_params - 2 * s.hidden)
+    head = s.hidden * s.vocab * (trained_share if chunked else 1.0)
+    per_token = (6 if not lora else 4) * (n_body + head) + 6 * s.layers * s.hidden * row
+    avg = sum(lengths) / len(lengths)
+    useful = 1.0 if padding_free else avg / _expected_max(lengths, t.per_device_train_batch_size)
+    return Estimate(
+        params=s.total_params,
+        trainable=trainable,
+        peak_mb=sum(parts.values()),
+        tokens_per_s=flops * EFFICIENCY * useful / per_token,
+        parts_mb=parts,
+        tokens_per_step=t.per_device_train_batch_size * avg,
+        matmul_gflops=flops / 1e9,
+    )
+
+
+def _expected_max(lengths: list[int], k: int) -> float:
+    """Mean of the longest of k random samples (padded batches pay for it)."""
+    import random
+
+    rng = random.Random(0)
+    draws = [max(rng.sample(lengths, min(k, len(lengths)))) for _ in range(200)]
+    return sum(draws) / len(draws)

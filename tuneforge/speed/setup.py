@@ -1,0 +1,142 @@
+"""The one place the speed switches of `train:` are applied to a model and a trainer (called by
+`tuneforge.stages._base.buildcausal_lm_trainer`; other stages can call `apply_speedups` too).
+
+Auto switches (``None``) turn on only where they are exact for this model, checked on the model
+itself with a tiny forward pass rather than assumed from its family:
+- chunked_cross_entropy: the patched loss must equal the model's own loss;
+- padding_free: packed logits must equal the logits of the samples run one by one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from tuneforge.errors import ConfigError
+from tuneforge.speed.chunked_loss import causal_lm as _lm
+
+log = logging.getLogger("tuneforge")
+
+PROBE_LENGTHS = (5, 3)
+
+
+@dataclass
+class SpeedPlan:
+    """What was turned on, and the collator that goes with it."""
+
+    chunked_cross_entropy: bool = False
+    padding_free: bool = False
+    packing: bool = False
+    row_tokens: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def collator(self, pad_token_id: int) -> Callable:
+        from tuneforge.speed.collate import packed_collate
+        from tuneforge.trainer import pad_collate
+
+        if self.padding_free or self.packing:
+            return packed_collate(pad_token_id, self.row_tokens)
+        return pad_collate(pad_token_id)
+
+
+def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedPlan:
+    """Apply `train.chunked_cross_entropy` / `padding_free` / `packing` to ``model`` and say which."""
+    from tuneforge.speed.chunked_loss import patch_chunked_loss, unpatch_chunked_loss
+
+    plan = SpeedPlan(packing=train_cfg.packing, row_tokens=max_length)
+    if train_cfg.use_liger_kernel:
+        _check_liger()
+    want_ce = train_cfg.chunked_cross_entropy
+    if want_ce is not False and not train_cfg.use_liger_kernel:
+        if patch_chunked_loss(model):
+            if want_ce is None and not _loss_agrees(model):
+                unpatch_chunked_loss(model)
+                plan.notes.append("chunked cross-entropy off: it did not match this model's loss")
+            else:
+                plan.chunked_cross_entropy = True
+        elif want_ce:
+            raise ConfigError(
+                "train.chunked_cross_entropy=true, but this model's output head is not a plain Linear "
+                "(LoRA on lm_head, a bias, or soft-capped logits); set it to null or false"
+            )
+    want_pf = train_cfg.padding_free
+    if want_pf or train_cfg.packing or want_pf is None:
+        ok = packed_attention_works(model)
+        if not ok and (want_pf or train_cfg.packing):
+            key = "train.packing" if train_cfg.packing else "train.padding_free"
+            raise ConfigError(
+                f"{key}=true, but this model/attention backend lets packed samples attend to each other "
+                "(transformers did not build a block-diagonal mask from position ids); set "
+                f"{key}=false, or model.attn_implementation=sdpa"
+            )
+        plan.padding_free = ok
+        if not ok:
+            plan.notes.append("padding-free off: this model does not keep packed samples apart")
+    log.info(
+        "speed: chunked_cross_entropy=%s padding_free=%s packing=%s %s",
+        plan.chunked_cross_entropy,
+        plan.padding_free,
+        plan.packing,
+        "; ".join(plan.notes),
+    )
+    return plan
+
+
+def _probe_ids(model) -> list[torch.Tensor]:
+    vocab = _lm(model).config.get_text_config().vocab_size
+    g = torch.Generator().manual_seed(0)
+    return [torch.randint(0, vocab, (n,), generator=g) for n in PROBE_LENGTHS]
+
+
+@torch.no_grad()
+def packed_attention_works(model) -> bool:
+    """True when this model, run on two samples packed in one row with restarting position ids and
+    no attention mask, gives the same logits as on each sample alone."""
+    lm = _lm(model)
+    device = next(lm.parameters()).device
+    seqs = [s.to(device) for s in _probe_ids(model)]
+    was_training = lm.training
+    lm.eval()
+    try:
+        alone = [lm(input_ids=s[None], use_cache=False).logits[0].float() for s in seqs]
+        ids = torch.cat(seqs)[None]
+        pos = torch.cat([torch.arange(len(s), device=device) for s in seqs])[None]
+        packed = lm(input_ids=ids, position_ids=pos, use_cache=False).logits[0].float()
+    finally:
+        lm.train(was_training)
+    return torch.allclose(packed, torch.cat(alone), atol=1e-3, rtol=1e-3)
+
+
+@torch.no_grad()
+def _loss_agrees(model) -> bool:
+    from tuneforge.speed.chunked_loss import chunked_causal_lm_loss
+
+    lm = _lm(model)
+    device = next(lm.parameters()).device
+    ids = torch.cat(_probe_ids(model)).to(device)[None]
+    was_training = lm.training
+    lm.eval()
+    try:
+        ref = lm(
+            input_ids=ids, labels=ids, use_cache=False
+        )  # patched forward -> original path needs no labels
+        hidden_out = lm.get_decoder()(input_ids=ids, use_cache=False).last_hidden_state
+        ours = chunked_causal_lm_loss(hidden_out, lm.get_output_embeddings().weight, ids)
+        plain = lm._tuneforge_chunked(input_ids=ids, labels=ids, use_cache=False).loss
+    finally:
+        lm.train(was_training)
+    return bool(torch.allclose(ref.loss.float(), plain.float(), rtol=1e-3)) and bool(
+        torch.allclose(ours.float(), plain.float(), rtol=1e-3)
+    )
+
+
+def _check_liger() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise ConfigError("train.use_liger_kernel=true needs `pip install liger-kernel` (CUDA GPUs only)")
+    if not torch.cuda.is_available():
+        raise ConfigError("train.use_liger_kernel=true needs a CUDA GPU; set it to false on CPU")
