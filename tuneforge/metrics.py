@@ -78,8 +78,8 @@ def score(prediction: str, answer: str) -> bool:
 
 
 def regex_match(prediction: str, answer: str, pattern: str) -> bool:
-    """The first match of `pattern` in `prediction` (its first capture group when it has one)
-    `exact_match`es `answer`; no match is a miss. E.g. pattern r"answer is (\\S+)"."""
+    r"""The first match of `pattern` in `prediction` (its first capture group when it has one)
+    `exact_match`es `answer`; no match is a miss. E.g. pattern r"answer is (\S+)"."""
     found = re.search(pattern, prediction)
     if found is None:
         return False
