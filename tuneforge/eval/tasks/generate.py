@@ -17,21 +17,19 @@ Metric = Literal["exact_match", "contains", "regex", "bleu", "rouge"]
 
 class Config(TaskConfig):
     name: Literal["generate"] = "generate"
-    path: str = Field(
-        description="[generate] JSON or JSONL file of rows with a prompt and a reference answer."
-    )
-    prompt_field: str = Field("prompt", description="[generate] Column holding the prompt.")
-    answer_field: str = Field("answer", description="[generate] Column holding the reference answer.")
+    path: str = Field(description="JSON or JSONL file of rows with a prompt and a reference answer.")
+    prompt_field: str = Field("prompt", description="Column holding the prompt.")
+    answer_field: str = Field("answer", description="Column holding the reference answer.")
     metrics: list[Metric] = Field(
         default_factory=lambda: ["exact_match"],
-        description="[generate] exact_match (numbers: the last number in the reply), contains, regex, "
+        description="exact_match (numbers: the last number in the reply), contains, regex, "
         "bleu (corpus, 0-100), rouge (rouge1/rouge2/rougeL F, 0-1).",
     )
     regex: str | None = Field(
-        None, description="[generate] Pattern for the regex metric; its first group is the extracted answer."
+        None, description="Pattern for the regex metric; its first group is the extracted answer."
     )
-    system: str | None = Field(None, description="[generate] System message put before each prompt.")
-    max_new_tokens: int = Field(64, gt=0, description="[generate] Tokens generated per answer.")
+    system: str | None = Field(None, description="System message put before each prompt.")
+    max_new_tokens: int = Field(64, gt=0, description="Tokens generated per answer.")
 
     @model_validator(mode="after")
     def _regex_given(self) -> Config:

@@ -17,21 +17,17 @@ DESCRIPTION = "Loss and perplexity on a dataset (any format the data pipeline re
 
 class Config(TaskConfig):
     name: Literal["perplexity"] = "perplexity"
-    path: str | None = Field(None, description="[perplexity] Data file or folder (as data.datasets[].path).")
-    dataset: str | None = Field(
-        None, description="[perplexity] An entry of `dataset_registry` instead of a path."
-    )
-    dataset_registry: str | None = Field(None, description="[perplexity] A dataset registry file.")
-    format: str | None = Field(None, description="[perplexity] Row format (alpaca, sharegpt, openai, text).")
-    columns: dict[str, str] = Field(default_factory=dict, description="[perplexity] Column mapping.")
+    path: str | None = Field(None, description="Data file or folder (as data.datasets[].path).")
+    dataset: str | None = Field(None, description="An entry of `dataset_registry` instead of a path.")
+    dataset_registry: str | None = Field(None, description="A dataset registry file.")
+    format: str | None = Field(None, description="Row format (alpaca, sharegpt, openai, text).")
+    columns: dict[str, str] = Field(default_factory=dict, description="Column mapping.")
     kind: Literal["conversation", "document"] = Field(
         "conversation",
-        description="[perplexity] 'conversation': loss on assistant turns (as sft trains); "
+        description="'conversation': loss on assistant turns (as sft trains); "
         "'document': loss on every token (as pt trains).",
     )
-    max_length: int = Field(
-        1024, gt=0, description="[perplexity] Tokens per sample (longer ones are truncated)."
-    )
+    max_length: int = Field(1024, gt=0, description="Tokens per sample (longer ones are truncated).")
 
     @model_validator(mode="after")
     def _path_or_dataset(self) -> Config:
