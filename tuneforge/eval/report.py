@@ -33,6 +33,14 @@ def markdown(summary: dict) -> str:
             lines.append("| " + " | ".join(row) + " |")
         for metric, value in task.get("combined", {}).items():
             lines.append(f"| {key} | {metric} (after vs before) | {_fmt(value)} |" + " |" * (len(head) - 3))
+    counts = [
+        f"- {key} ({side}): " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in res["counts"].items())
+        for key, task in summary["tasks"].items()
+        for side, res in task["sides"].items()
+        if res.get("counts")
+    ]
+    if counts:
+        lines += ["", "Counted:", "", *counts]
     for key, task in summary["tasks"].items():
         subjects = sorted({s for side in task["sides"].values() for s in side.get("subjects", {})})
         if subjects:
