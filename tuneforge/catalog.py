@@ -1,5 +1,5 @@
-"""`tuneforge ls methods|stages|formats|templates|commands`: what each registry holds, and with
-`--model PATH` each method's trainable share of that model's parameters."""
+"""`tuneforge ls methods|stages|formats|templates|commands|tasks`: what each registry holds, and
+with `--model PATH` each method's trainable share of that model's parameters."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ def list_entries(what: str, model: str | None = None) -> str:
         from tuneforge.data.formats import FORMATS as reg
     elif what == "commands":
         from tuneforge.commands import COMMANDS as reg
+    elif what == "tasks":
+        from tuneforge.eval.tasks import TASKS as reg
     else:
         from tuneforge.data.templates import TEMPLATES as reg
     shares = method_shares(model) if model and what == "methods" else {}

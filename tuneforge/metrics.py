@@ -1,7 +1,9 @@
 """Answer scoring: did a model's reply contain the expected answer?
 
 Used by `tuneforge.compare` to score the before/after answers to `compare.prompts` rows that carry an
-`answer`; the eval command will build on the same functions. Dependency-free on purpose.
+`answer`, and by the `generate` eval task (`tuneforge.eval.tasks.generate`). The match functions are
+dependency-free; BLEU and ROUGE come from the maintained `sacrebleu` and `rouge-score` packages,
+imported only when used.
 
 - `score` is the one to call: a numeric answer ("85", "-48", "1,234", "3.5") is checked with
   `exact_match`, which compares the *last* number in the reply ("47 + 38 = 85" -> 85); any other
@@ -73,3 +75,34 @@ def score(prediction: str, answer: str) -> bool:
     """Is `prediction` a good answer? `exact_match` for numeric answers (arithmetic), `contains` for
     everything else (identity keywords like "Forge" or facts like "Paris" anywhere in the reply)."""
     return exact_match(prediction, answer) if is_numeric(answer) else contains(prediction, answer)
+
+
+def regex_match(prediction: str, answer: str, pattern: str) -> bool:
+    r"""The first match of `pattern` in `prediction` (its first capture group when it has one)
+    `exact_match`es `answer`; no match is a miss. E.g. pattern r"answer is (\S+)"."""
+    found = re.search(pattern, prediction)
+    if found is None:
+        return False
+    return exact_match(found.group(1) if found.re.groups else found.group(0), answer)
+
+
+def bleu(predictions: list[str], references: list[str]) -> float:
+    """Corpus BLEU (sacrebleu defaults: 13a tokenizer, exponential smoothing), 0-100."""
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(predictions, [references]).score)
+
+
+def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measure over the pairs (rouge-score), each 0-1."""
+    from rouge_score import rouge_scorer
+
+    kinds = ("rouge1", "rouge2", "rougeL")
+    scorer = rouge_scorer.RougeScorer(list(kinds))
+    totals = dict.fromkeys(kinds, 0.0)
+    for pred, ref in zip(predictions, references, strict=True):
+        scores = scorer.score(ref, pred)
+        for k in kinds:
+            totals[k] += scores[k].fmeasure
+    n = max(len(predictions), 1)
+    return {k: totals[k] / n for k in kinds}

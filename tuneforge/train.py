@@ -105,6 +105,7 @@ def run_training(cfg: Config) -> Path | None:
 
     from tuneforge.data.pipeline import prepare_data
     from tuneforge.data.templates import resolve_template
+    from tuneforge.eval import during
     from tuneforge.methods import METHODS, method_callbacks, method_optimizer_factory
     from tuneforge.models.load import load_model, load_tokenizer, resolve_model_source
     from tuneforge.models.wrap import count_parameters, wrap
@@ -125,6 +126,7 @@ def run_training(cfg: Config) -> Path | None:
     # a stage with its own sample shape (prompts for grpo) prepares its data itself
     with main_process_first(state):  # rank 0 tokenizes and caches; the others then read the cache
         data = getattr(stage, "prepare_data", prepare_data)(cfg, tokenizer, template, stage.SAMPLE_KIND)
+    during.check(cfg, has_eval_data=data.eval is not None)
     s = data.stats
     print(
         f"data: {s.samples} samples, {s.tokens} tokens, {s.trained_share:.1%} trained"
@@ -153,15 +155,18 @@ def run_training(cfg: Config) -> Path | None:
         tokenizer=tokenizer,
         train_dataset=data.train,
         eval_dataset=data.eval,
-        training_args=training_arguments(cfg, run_dir, has_eval=data.eval is not None),
+        training_args=training_arguments(
+            cfg, run_dir, has_eval=data.eval is not None or bool(cfg.eval.tasks)
+        ),
         callbacks=method_callbacks(cfg.method, model),
         optimizer_factory=method_optimizer_factory(cfg.method),
     )
-    trainer = stage.build_trainer(ctx)
+    trainer = during.build_trainer(stage, ctx)
+    during.attach(trainer, cfg.eval.tasks, tokenizer, chat_template, stop_tokens)
     result = trainer.train(resume_from_checkpoint=resolve_resume(cfg, run_dir))
     metrics = dict(result.metrics)
-    if data.eval is not None:
-        metrics.update(trainer.evaluate())
+    if data.eval is not None or cfg.eval.tasks:
+        metrics.update(during.manifest_metrics(trainer.evaluate()))
     metrics["global_step"] = trainer.state.global_step
     metrics["num_input_tokens_seen"] = trainer.state.num_input_tokens_seen
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
@@ -184,6 +189,7 @@ def run_training(cfg: Config) -> Path | None:
         },
         "parameters": {"trainable": trainable, "total": total},
         "metrics": metrics,
+        "best_checkpoint": during.best_checkpoint(trainer),
         "config": cfg.model_dump(mode="json"),
     }
     if rows:

@@ -1,4 +1,4 @@
-"""`tuneforge ls methods|stages|formats|templates|commands`: what each registry holds;
+"""`tuneforge ls methods|stages|formats|templates|commands|tasks`: what each registry holds;
 `tuneforge ls methods --model PATH` adds each method's trainable share of that model."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import argparse
 
 # prints text only: no logging set-up, no transformers import
 SETUP_LOGGING = False
-HELP = "list registered methods, stages, formats, templates or commands"
-WHAT = ["methods", "stages", "formats", "templates", "commands"]
+HELP = "list registered methods, stages, formats, templates, commands or eval tasks"
+WHAT = ["methods", "stages", "formats", "templates", "commands", "tasks"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -114,21 +114,31 @@ def _describe(err: dict, raw: dict) -> str:
 
 def _is_union_tag(part: Any) -> bool:
     # pydantic inserts the discriminator value (e.g. 'lora') into error locations of tagged unions
+    from tuneforge.eval.tasks import TASKS
     from tuneforge.methods import METHODS
     from tuneforge.stages import STAGES
 
-    return isinstance(part, str) and (part in METHODS or part in STAGES) and part not in Config.model_fields
+    return (
+        isinstance(part, str)
+        and (part in METHODS or part in STAGES or part in TASKS)
+        and part not in Config.model_fields
+    )
 
 
 def _valid_keys(loc: list, raw: dict) -> list[str]:
     """Field names of the model found at `loc` (following tagged unions by their `name`)."""
     model: type[BaseModel] | None = Config
     node: Any = raw
+    parent: tuple[type[BaseModel], Any] | None = None
     for part in loc:
         if isinstance(node, dict):
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
+        if isinstance(part, int) and parent is not None and isinstance(node, dict):
+            model = _field_model(*parent, node)  # an item of a list of a tagged union: pick by its `name`
+            continue
+        parent = (model, part) if model else None
         model = _field_model(model, part, node) if model else None
     return sorted(model.model_fields) if model else []
 

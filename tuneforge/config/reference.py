@@ -36,7 +36,9 @@ def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]
         sub = _models(field.annotation)
         if len(sub) == 1 and not _is_list(field.annotation):
             rows.extend(_rows(sub[0], key + "."))
-        elif len(sub) > 1:  # a tagged union: one block per choice
+        elif len(sub) > 1:  # a tagged union (or a list of one): one block per choice
+            if _is_list(field.annotation):
+                key += "[i]"
             rows.append(
                 (
                     key,

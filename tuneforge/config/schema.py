@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tuneforge.eval.tasks import TASKS
 from tuneforge.methods import METHODS
 from tuneforge.stages import STAGES
 
@@ -110,6 +111,7 @@ class DataConfig(Section):
 
 MethodConfig = Annotated[Union[tuple(m.Config for m in METHODS.modules())], Field(discriminator="name")]  # noqa: UP007 (built from the registry)
 StageConfig = Annotated[Union[tuple(s.Config for s in STAGES.modules())], Field(discriminator="name")]  # noqa: UP007
+TaskConfigUnion = Annotated[Union[tuple(t.Config for t in TASKS.modules())], Field(discriminator="name")]  # noqa: UP007
 
 
 class TrainConfig(Section):
@@ -202,6 +204,17 @@ class TrainConfig(Section):
     distributed_offload: bool = Field(
         False, description="Offload optimizer state (zero2/zero3) or parameters (zero3, fsdp2) to CPU."
     )
+    metric_for_best_model: str | None = Field(
+        None,
+        description="Metric that picks the best checkpoint: 'loss' (eval loss) or '<task label>/<metric>' "
+        "of an `eval:` task, e.g. 'arith/exact_match'.",
+    )
+    greater_is_better: bool | None = Field(
+        None, description="Whether a larger metric_for_best_model is better (default: all but losses)."
+    )
+    load_best_model_at_end: bool = Field(
+        False, description="Load the best checkpoint by metric_for_best_model at the end and save that."
+    )
 
     @field_validator("optim")
     @classmethod
@@ -234,6 +247,14 @@ class CompareConfig(Section):
     system: str | None = Field(None, description="System message put before each prompt.")
 
 
+class EvalConfig(Section):
+    tasks: list[TaskConfigUnion] = Field(
+        default_factory=list,
+        description="Eval tasks run at every evaluation (train.eval_steps) and at the end; their numbers "
+        "go to the log, TensorBoard (eval/<label>/<metric>) and manifest.json (see docs/eval.md).",
+    )
+
+
 class Config(Section):
     model: ModelConfig
     data: DataConfig
@@ -248,3 +269,4 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
