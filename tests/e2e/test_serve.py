@@ -27,7 +27,7 @@ def runs(tmp_path_factory, tiny_llama_dir):
     for name, rows, lr in [("alpha", ALPACA_ROWS, 1e-2), ("beta", ALPACA_ROWS[::-1], 3e-2)]:
         tmp = tmp_path_factory.mktemp(name)
         cfg = make_config(tmp, tiny_llama_dir, write_alpaca(tmp / "d.json", rows))
-        cfg["train"]["learning_rate"] = lr
+        cfg["train"].update(learning_rate=lr, max_steps=2)
         cfg["output"]["dir"] = str(tmp / name)
         out[name] = run_training(validate(cfg))
     return out
@@ -187,6 +187,29 @@ def test_a_burst_is_answered_or_cleanly_refused_and_serving_goes_on(server, clie
     after = client.chat.completions.create(model="alpha", messages=HI, max_tokens=4, temperature=0)
     assert after.choices[0].finish_reason in ("stop", "length")
     assert http(server.url + "/health")[2]["in_flight"] == 0
+
+
+def test_example_client_runs(server, capsys, monkeypatch):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "examples" / "serve" / "client.py"
+    argv = [
+        str(script),
+        "--base-url",
+        server.url + "/v1",
+        "--api-key",
+        KEY,
+        "--model",
+        "beta",
+        "--max-tokens",
+        "6",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "served: alpha, base, beta" in out and "beta (streamed): " in out
 
 
 # --- the HTTP layer with scripted model output ------------------------------------------------

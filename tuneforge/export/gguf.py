@@ -250,14 +250,14 @@ def check_gguf(path: Path, reference, ref_tokenizer, chat_template, stop_tokens,
         max_diff = max(
             max_diff, (loaded(input_ids=x).logits - reference(input_ids=x).logits.float()).abs().max().item()
         )
-        a = _greedy(loaded, x, [eos], 48)
-        b = _greedy(reference, x, [eos], 48)
+        a = _greedy(loaded, x, [eos], 32)
+        b = _greedy(reference, x, [eos], 32)
         same_answers += a == b
         stopped += bool(a) and a[-1] == eos
     if check_stop and stopped < len(probes):
         raise ExportCheckFailed(
             f"export check failed: greedy generation from {path} stopped at its end-of-turn token "
-            f"({tok.eos_token}) for {stopped} of {len(probes)} probe prompts within 48 tokens; the file is "
+            f"({tok.eos_token}) for {stopped} of {len(probes)} probe prompts within 32 tokens; the file is "
             "kept for inspection (pass --no-check-stop to accept it)"
         )
     return {
