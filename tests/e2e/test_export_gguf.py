@@ -93,7 +93,8 @@ def test_q8_0_gguf_that_never_stops_fails_loudly_and_is_kept(llama_run, tmp_path
     path = tmp_path / "m.gguf"
     code, _, err = run_cli(capsys, "export", str(llama_run), "--gguf", str(path), "--quant", "q8_0")
     assert code == 2
-    assert "stopped at its end-of-turn token (<|im_end|>) for 0 of 3" in err and "\n" not in err.strip()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "stopped at its end-of-turn token (<|im_end|>) for 0 of 3" in errors[0]
     types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(path).tensors}
     assert types["blk.0.attn_q.weight"] == "Q8_0" and types["blk.0.attn_norm.weight"] == "F32"
     assert "output.weight" not in types  # tied to token_embd, as in the model

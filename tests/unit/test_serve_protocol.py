@@ -105,3 +105,20 @@ def test_engine_refuses_past_its_queue_with_429_then_503_after_close():
         assert closing.value.status == 503 and "Retry-After" in closing.value.headers
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_vllm_backend_without_vllm_or_gpu_is_a_clear_error():
+    import importlib.util
+
+    from tuneforge.errors import ConfigError
+    from tuneforge.serve.backends import create_backend, vllm_available
+
+    ok, why = vllm_available()
+    if ok:
+        pytest.skip("vLLM and a GPU are present")
+    with pytest.raises(ConfigError, match="--backend vllm: vLLM is") as e:
+        create_backend("vllm", catalog=None)
+    assert "use --backend transformers" in str(e.value)
+    assert ("not installed" in why) == (importlib.util.find_spec("vllm") is None)
+    with pytest.raises(ConfigError, match="choose auto, transformers or vllm"):
+        create_backend("tgi", catalog=None)

@@ -23,7 +23,7 @@ def model_card(run, run_dir: str | Path) -> str:
         "---",
         f"# {Path(run_dir).resolve().name}",
         "",
-        f"Fine-tuned with [tuneforge](https://github.com/) from `{base}`.",
+        f"Fine-tuned with tuneforge from `{base}`.",
         "",
         "| | |",
         "|---|---|",
