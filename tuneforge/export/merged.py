@@ -1,10 +1,10 @@
 """`tuneforge export RUN_DIR --merge OUT_DIR`: a merged model that plain transformers loads.
 
 LoRA-family, VeRA, IA3 and AdaLoRA adapters are merged (QLoRA/LoftQ into a dequantized base);
-prompt-learning adapters are refused with the reason; the tokenizer, chat template and a
-generation config whose eos ids are the template's stop tokens go alongside. The export is then
-checked: reloaded with plain transformers, its logits must match the run's model, and generation
-must stop at the end-of-turn token.
+prompt-learning adapters and our own added modules are refused with the reason; the tokenizer,
+chat template, a generation config whose eos ids are the template's stop tokens and a model card
+(README.md) go alongside. The export is then checked: reloaded with plain transformers, its logits
+must match the run's model, and generation must stop at the end-of-turn token.
 """
 
 from __future__ import annotations
@@ -28,13 +28,30 @@ class ExportCheckFailed(TuneforgeError):
 TOLERANCE = {"float32": 1e-3, "bfloat16": 2e-2, "float16": 1e-2}  # max |logit diff| merged vs adapter
 
 
+def probe_conversations() -> list[list[dict]]:
+    """The prompts every export is checked with (short, so the checks stay fast)."""
+    return [
+        [{"role": "user", "content": "Who are you?"}],
+        [{"role": "user", "content": "What is 12 + 30?"}],
+        [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name a colour."}],
+    ]
+
+
+def merged_model(run):
+    """The run's model as one plain transformers model (adapters merged), ready to save."""
+    from peft import PeftModel
+
+    from tuneforge.models.merge import merge_adapter
+
+    return merge_adapter(run.model) if isinstance(run.model, PeftModel) else run.model
+
+
 def export_merged(
     run_dir: str, out_dir: str, *, tolerance: float | None = None, check_stop: bool = True
 ) -> dict:
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM, GenerationConfig
 
-    from tuneforge.models.merge import merge_adapter
+    from tuneforge.export.card import model_card
 
     check_mergeable(run_dir)  # before loading anything
     run = load_run(run_dir)
@@ -46,7 +63,7 @@ def export_merged(
     dtype = str(next(run.model.parameters()).dtype).removeprefix("torch.")
     tolerance = tolerance if tolerance is not None else TOLERANCE.get(dtype, 1e-3)
 
-    merged = merge_adapter(run.model) if isinstance(run.model, PeftModel) else run.model
+    merged = merged_model(run)
     stops = stop_token_ids(run.tokenizer, run.stop_tokens)
     merged.generation_config = GenerationConfig.from_model_config(merged.config)
     merged.generation_config.eos_token_id = stops
@@ -58,6 +75,7 @@ def export_merged(
     run.tokenizer.save_pretrained(tmp)
     if run.chat_template:
         (tmp / "chat_template.jinja").write_text(run.chat_template, encoding="utf-8")
+    (tmp / "README.md").write_text(model_card(run, run_dir), encoding="utf-8")
     (tmp / "tuneforge_export.json").write_text(
         json.dumps(
             {
