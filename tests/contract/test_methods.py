@@ -172,7 +172,7 @@ class Row:
     trains: Callable[[str, int], bool]  # (parameter name, number of decoder layers) -> should it train
     count: Callable[[nn.Module], int]  # expected trainable parameters, from the plain float base
     lr: float
-    merge_atol: float | None = None
+    merge_atol: float = 1e-5
     reload_atol: float = 0.0  # 0: the reloaded adapter gives bit-identical logits
     frozen_extra: Callable[[nn.Module], int] = lambda plain: 0  # frozen parameters the adapter adds
     # loss drop required after a few steps; lower only for methods that can barely move a random model
