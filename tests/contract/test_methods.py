@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import bitsandbytes as bnb
 import pytest
@@ -283,6 +284,21 @@ def test_every_registered_method_has_a_row():
     rows = {r.method for r in ROWS}
     assert set(METHODS.names()) - rows == set(), "add a row for the new method to ROWS"
     assert rows - set(METHODS.names()) == set(), "a row names a method that is no longer registered"
+
+
+def test_every_method_has_a_doc_section_and_a_runnable_example():
+    import yaml
+
+    root = Path(__file__).parents[2]
+    docs = (root / "docs" / "methods.md").read_text()
+    shown = set()
+    for path in (root / "examples").rglob("*.yaml"):
+        text = path.read_text()
+        if text.startswith("# tuneforge "):  # headed by the command that runs it
+            shown.add(((yaml.safe_load(text) or {}).get("method") or {}).get("name", "lora"))
+    for name in METHODS.names():
+        assert f"\n## {name}\n" in docs, f"add a '## {name}' section to docs/methods.md"
+        assert name in shown, f"add an example config with method.name: {name} to examples/configs"
 
 
 def test_every_method_declares_what_it_supports():

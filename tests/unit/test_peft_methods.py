@@ -167,3 +167,18 @@ def test_lora_options_reach_peft(tiny_llama_dir):
     layer = model.base_model.model.model.layers[0].self_attn.q_proj
     assert layer.scaling["default"] == pytest.approx(8 / 2)  # alpha / sqrt(r)
     assert layer.lora_B["default"].weight.abs().sum() == 0  # gaussian A, zero B: starts at the base
+
+
+def test_p_tuning_lstm_encoder_count(tiny_llama_dir):
+    """Embeddings (n x h), a 2-layer bidirectional LSTM h -> e, then an MLP head 2e -> 2e -> h."""
+    model, _ = wrapped(
+        "p_tuning",
+        tiny_llama_dir,
+        num_virtual_tokens=4,
+        encoder_reparameterization_type="LSTM",
+        encoder_hidden_size=8,
+    )
+    h, e, n = 64, 8, 4
+    lstm = 2 * (4 * e * h + 4 * e * e + 8 * e) + 2 * (4 * e * 2 * e + 4 * e * e + 8 * e)
+    head = (2 * e * 2 * e + 2 * e) + (2 * e * h + h)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == n * h + lstm + head
