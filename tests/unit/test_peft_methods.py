@@ -57,15 +57,17 @@ def test_lorafa_keeps_a_at_its_start_and_moves_b(tiny_llama_dir, tmp_path):
     assert all(not torch.equal(after[n], v) for n, v in before.items() if ".lora_B." in n)
 
 
-def test_adalora_budget_runs_inside_the_trainer(tiny_llama_dir, tmp_path):
-    """The callback sets total_step from the run and prunes ranks to target_r on average."""
+@pytest.mark.parametrize("steps", [4, 1])
+def test_adalora_budget_runs_inside_the_trainer(steps, tiny_llama_dir, tmp_path):
+    """The callback sets total_step from the run and prunes ranks to target_r on average (also when
+    the only step is the final allocation)."""
     model, cfg = wrapped("adalora", tiny_llama_dir, init_r=4, target_r=2, lora_dropout=0.0)
     assert cfg.total_step is None
     ids = list(range(5, 21))
     trainer = TuneforgeTrainer(
         model=model,
         args=args(
-            tmp_path, max_steps=4, save_strategy="no", per_device_train_batch_size=2, learning_rate=1e-2
+            tmp_path, max_steps=steps, save_strategy="no", per_device_train_batch_size=2, learning_rate=1e-2
         ),
         train_dataset=[{"input_ids": ids, "labels": ids}] * 8,
         data_collator=pad_collate(0),
@@ -73,7 +75,7 @@ def test_adalora_budget_runs_inside_the_trainer(tiny_llama_dir, tmp_path):
     )
     trainer.train()
     peft_cfg = model.peft_config["default"]
-    assert peft_cfg.total_step == 4
+    assert peft_cfg.total_step == steps
     kept = [sum(mask) for mask in peft_cfg.rank_pattern.values()]
     assert len(kept) == 14 and sum(kept) == 2 * 14  # budget = target_r per layer, spread unevenly
 

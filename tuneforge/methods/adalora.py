@@ -99,5 +99,11 @@ class RankBudget(TrainerCallback):
         self.model.peft_config[self.model.active_adapter].total_step = total
 
     def on_optimizer_step(self, args, state, control, **kwargs):
-        # state.global_step counts finished steps; this step is the next one, as in PEFT's examples
-        self.model.base_model.update_and_allocate(state.global_step + 1)
+        step = state.global_step + 1  # global_step counts finished steps; this is the next one
+        tuner = self.model.base_model
+        peft_cfg = self.model.peft_config[self.model.active_adapter]
+        # PEFT's final allocation ranks by importance scores gathered in earlier steps; when the
+        # first step is already the final one (a 1-step run) there are none yet, so score this step
+        if step >= peft_cfg.total_step - peft_cfg.tfinal and not tuner.rankallocator.ipt:
+            tuner.rankallocator.update_ipt(tuner.model)
+        tuner.update_and_allocate(step)
