@@ -178,7 +178,8 @@ ROWS = [
     Row("loraplus", "loraplus", LORA, adapter=True, trains=only_lora, count=lora_count, lr=2e-3),
     Row("lorafa", "lorafa", LORA, adapter=True, trains=only_lora_b, count=lorafa_count, lr=3e-2,
         frozen_extra=lorafa_frozen_a),
-    Row("loftq", "loftq", LORA, adapter=True, trains=only_lora, count=lora_count, lr=3e-2),
+    # LoftQ's adapter starts non-zero (the quantization residual), and larger rates overshoot on it
+    Row("loftq", "loftq", LORA, adapter=True, trains=only_lora, count=lora_count, lr=1e-2, min_drop=0.3),
     Row("vera", "vera", {"r": 16}, adapter=True, trains=lambda n, layers: "vera_lambda" in n, count=vera_count,
         lr=0.1, min_drop=0.3),
     Row("adalora", "adalora", {"init_r": 4, "target_r": 2, "lora_dropout": 0.0}, adapter=True,
