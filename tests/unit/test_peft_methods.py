@@ -57,15 +57,17 @@ def test_lorafa_keeps_a_at_its_start_and_moves_b(tiny_llama_dir, tmp_path):
     assert all(not torch.equal(after[n], v) for n, v in before.items() if ".lora_B." in n)
 
 
-def test_adalora_budget_runs_inside_the_trainer(tiny_llama_dir, tmp_path):
-    """The callback sets total_step from the run and prunes ranks to target_r on average."""
+@pytest.mark.parametrize("steps", [4, 1])
+def test_adalora_budget_runs_inside_the_trainer(steps, tiny_llama_dir, tmp_path):
+    """The callback sets total_step from the run and prunes ranks to target_r on average (also when
+    the only step is the final allocation)."""
     model, cfg = wrapped("adalora", tiny_llama_dir, init_r=4, target_r=2, lora_dropout=0.0)
     assert cfg.total_step is None
     ids = list(range(5, 21))
     trainer = TuneforgeTrainer(
         model=model,
         args=args(
-            tmp_path, max_steps=4, save_strategy="no", per_device_train_batch_size=2, learning_rate=1e-2
+            tmp_path, max_steps=steps, save_strategy="no", per_device_train_batch_size=2, learning_rate=1e-2
         ),
         train_dataset=[{"input_ids": ids, "labels": ids}] * 8,
         data_collator=pad_collate(0),
@@ -73,7 +75,7 @@ def test_adalora_budget_runs_inside_the_trainer(tiny_llama_dir, tmp_path):
     )
     trainer.train()
     peft_cfg = model.peft_config["default"]
-    assert peft_cfg.total_step == 4
+    assert peft_cfg.total_step == steps
     kept = [sum(mask) for mask in peft_cfg.rank_pattern.values()]
     assert len(kept) == 14 and sum(kept) == 2 * 14  # budget = target_r per layer, spread unevenly
 
@@ -167,3 +169,18 @@ def test_lora_options_reach_peft(tiny_llama_dir):
     layer = model.base_model.model.model.layers[0].self_attn.q_proj
     assert layer.scaling["default"] == pytest.approx(8 / 2)  # alpha / sqrt(r)
     assert layer.lora_B["default"].weight.abs().sum() == 0  # gaussian A, zero B: starts at the base
+
+
+def test_p_tuning_lstm_encoder_count(tiny_llama_dir):
+    """Embeddings (n x h), a 2-layer bidirectional LSTM h -> e, then an MLP head 2e -> 2e -> h."""
+    model, _ = wrapped(
+        "p_tuning",
+        tiny_llama_dir,
+        num_virtual_tokens=4,
+        encoder_reparameterization_type="LSTM",
+        encoder_hidden_size=8,
+    )
+    h, e, n = 64, 8, 4
+    lstm = 2 * (4 * e * h + 4 * e * e + 8 * e) + 2 * (4 * e * 2 * e + 4 * e * e + 8 * e)
+    head = (2 * e * 2 * e + 2 * e) + (2 * e * h + h)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == n * h + lstm + head

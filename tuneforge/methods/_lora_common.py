@@ -123,15 +123,19 @@ def lora_config(cfg: LoraFields):
     )
 
 
-def apply_lora(model: nn.Module, cfg: LoraFields):
-    """Check the targets against ``model`` and wrap it in a PEFT LoRA model."""
+def apply_peft(model: nn.Module, cfg: MethodConfig, peft_config):
+    """Check ``cfg``'s targets against ``model``, then wrap it with PEFT for ``peft_config``."""
     from peft import get_peft_model
 
     check_targets(model, cfg)
-    peft_cfg = lora_config(cfg)
     if type(model).__name__.endswith("ForSequenceClassification"):  # the `rm` stage's reward model
-        peft_cfg.task_type = "SEQ_CLS"  # PEFT then trains and saves the new score head too
-    peft_model = get_peft_model(model, peft_cfg)
+        peft_config.task_type = "SEQ_CLS"  # PEFT then trains and saves the new score head too
+    return get_peft_model(model, peft_config)
+
+
+def apply_lora(model: nn.Module, cfg: LoraFields):
+    """Check the targets against ``model`` and wrap it in a PEFT LoRA model."""
+    peft_model = apply_peft(model, cfg, lora_config(cfg))
     if cfg.mutates_base():
         _keep_initial_adapter(peft_model)
     return peft_model

@@ -15,7 +15,7 @@ from transformers import TrainerCallback
 
 from tuneforge.errors import ConfigError
 from tuneforge.methods._base import no_load_kwargs
-from tuneforge.methods._lora_common import TargetFields, check_targets
+from tuneforge.methods._lora_common import TargetFields, apply_peft
 
 DESCRIPTION = "AdaLoRA: LoRA whose rank budget is reallocated to the layers that matter during training."
 # PEFT's AdaLoRA trains one adapter at a time; several load for inference only (not offered)
@@ -61,9 +61,8 @@ load_kwargs = no_load_kwargs
 
 
 def apply(model, cfg: Config):
-    from peft import AdaLoraConfig, get_peft_model
+    from peft import AdaLoraConfig
 
-    check_targets(model, cfg)
     config = AdaLoraConfig(
         task_type="CAUSAL_LM",
         init_r=cfg.init_r,
@@ -80,7 +79,7 @@ def apply(model, cfg: Config):
         orth_reg_weight=cfg.orth_reg_weight,
         total_step=cfg.total_step or _UNTIL_TRAINING,
     )
-    return get_peft_model(model, config)
+    return apply_peft(model, cfg, config)
 
 
 def callbacks(cfg: Config, model) -> list:
@@ -100,5 +99,11 @@ class RankBudget(TrainerCallback):
         self.model.peft_config[self.model.active_adapter].total_step = total
 
     def on_optimizer_step(self, args, state, control, **kwargs):
-        # state.global_step counts finished steps; this step is the next one, as in PEFT's examples
-        self.model.base_model.update_and_allocate(state.global_step + 1)
+        step = state.global_step + 1  # global_step counts finished steps; this is the next one
+        tuner = self.model.base_model
+        peft_cfg = self.model.peft_config[self.model.active_adapter]
+        # PEFT's final allocation ranks by importance scores gathered in earlier steps; when the
+        # first step is already the final one (a 1-step run) there are none yet, so score this step
+        if step >= peft_cfg.total_step - peft_cfg.tfinal and not tuner.rankallocator.ipt:
+            tuner.rankallocator.update_ipt(tuner.model)
+        tuner.update_and_allocate(step)

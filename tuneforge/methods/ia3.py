@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tuneforge.methods._base import MethodConfig, no_load_kwargs
-from tuneforge.methods._lora_common import check_targets
+from tuneforge.methods._lora_common import apply_peft
 
 DESCRIPTION = "IA3: one learned scaling vector per targeted layer (keys, values, feed-forward input)."
 SUPPORTS = {"quantized_base": False, "merge": True, "multi_adapter": True}
@@ -53,9 +53,8 @@ load_kwargs = no_load_kwargs
 
 
 def apply(model, cfg: Config):
-    from peft import IA3Config, get_peft_model
+    from peft import IA3Config
 
-    check_targets(model, cfg)
     config = IA3Config(
         task_type="CAUSAL_LM",
         target_modules=cfg.target_modules,
@@ -63,4 +62,4 @@ def apply(model, cfg: Config):
         feedforward_modules=(cfg.feedforward_modules or []) if cfg.target_modules is not None else None,
         modules_to_save=cfg.modules_to_save or None,
     )
-    return get_peft_model(model, config)
+    return apply_peft(model, cfg, config)

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from tuneforge.methods._base import no_load_kwargs
-from tuneforge.methods._lora_common import TargetFields, check_targets
+from tuneforge.methods._lora_common import TargetFields, apply_peft
 
 DESCRIPTION = "VeRA: frozen shared random matrices, each layer trains two scaling vectors only."
 SUPPORTS = {"quantized_base": False, "merge": True, "multi_adapter": True}
@@ -36,9 +36,8 @@ load_kwargs = no_load_kwargs
 
 
 def apply(model, cfg: Config):
-    from peft import VeraConfig, get_peft_model
+    from peft import VeraConfig
 
-    check_targets(model, cfg)
     config = VeraConfig(
         task_type="CAUSAL_LM",
         r=cfg.r,
@@ -49,4 +48,4 @@ def apply(model, cfg: Config):
         projection_prng_key=cfg.projection_prng_key,
         save_projection=cfg.save_projection,
     )
-    return get_peft_model(model, config)
+    return apply_peft(model, cfg, config)
