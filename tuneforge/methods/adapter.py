@@ -17,8 +17,8 @@ from torch import nn
 
 from tuneforge.errors import ConfigError
 from tuneforge.methods._base import MethodConfig
-from tuneforge.methods._pieces import Bottleneck, attach_after, disabled, freeze_base
-from tuneforge.methods._saved import load_trained, save_trained
+from tuneforge.methods._pieces import Bottleneck, attach_after, freeze_base
+from tuneforge.methods._saved import own_adapter_hooks
 
 DESCRIPTION = "Bottleneck adapters (Houlsby / Pfeiffer) after the attention and/or MLP; base frozen."
 SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
@@ -90,13 +90,4 @@ def attention_output(layer: nn.Module) -> nn.Module:
     )
 
 
-def save_adapter(model, cfg: Config, directory) -> None:
-    save_trained(model, cfg, directory)
-
-
-def load_adapter(base_model, cfg: Config, directory):
-    return load_trained(apply(base_model, cfg), directory)
-
-
-def disable_adapter(model):
-    return disabled(model)
+save_adapter, load_adapter, disable_adapter = own_adapter_hooks(apply)
