@@ -55,6 +55,7 @@ def bottleneck_size(hidden: int, cfg: AdapterFields) -> int:
 
 
 def apply(model, cfg: Config):
+    device = next(model.parameters()).device
     hidden = model.config.get_text_config().hidden_size
     size = bottleneck_size(hidden, cfg)
     for layer in block_layers(model):
@@ -63,7 +64,7 @@ def apply(model, cfg: Config):
             attach_after(attention_output(layer), "adapter", piece)
         attach_after(layer.mlp, "adapter", Bottleneck(hidden, size, hidden, cfg.non_linearity, cfg.scaling))
     freeze_base(model)
-    return model.to(next(p for p in model.parameters() if not p.requires_grad).device)
+    return model.to(device)  # the new pieces were built on the CPU
 
 
 def block_layers(model) -> nn.ModuleList:
