@@ -270,11 +270,9 @@ ROWS = [
         lr=0.3, min_drop=0.1),
     # serial adapters read the sublayer outputs, which are ~0.01 in a random tiny model (embeddings
     # drawn with std 0.02), so 12 steps move the loss ~0.3 nats (LoRA reads normed inputs)
+    # pfeiffer placement (MLP only) is checked in tests/unit/test_custom_methods.py
     Row("adapter-houlsby", "adapter", {**ADAPTER, "placement": "houlsby"}, adapter=False, own_adapter=True,
         trains=containing(".adapter."), count=lambda m: adapter_count(m, 2, 32), lr=3e-2, min_drop=0.2),
-    Row("adapter-pfeiffer", "adapter", {**ADAPTER, "placement": "pfeiffer", "non_linearity": "gelu"}, adapter=False,
-        own_adapter=True, trains=containing(".mlp.adapter."), count=lambda m: adapter_count(m, 1, 32), lr=3e-2,
-        min_drop=0.2),
     # BEFT's bias delta is added after the layer; merging adds it into the bias: float32 rounding only.
     # 256 bias parameters (q/k/v of two layers) move the loss ~0.25 nats in 12 steps
     Row("bitfit", "bitfit", {}, adapter=True, trains=containing("beft_bias"), count=bias_count, lr=1e-1,

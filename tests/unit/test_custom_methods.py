@@ -224,3 +224,13 @@ def test_relora_restart_drops_the_optimizer_state_and_rewarms_the_learning_rate(
             assert not any(p in optim.state for p in params)  # reset at the merge
     assert lrs == pytest.approx([1.0, 1.0, 1 / 3, 2 / 3, 1.0]), lrs
     assert callback.merges == 1
+
+
+def test_adapter_pfeiffer_placement_adapts_only_the_mlp(tiny_qwen2_dir):
+    model, _ = wrapped(
+        "adapter", tiny_qwen2_dir, placement="pfeiffer", bottleneck_size=4, non_linearity="gelu"
+    )
+    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    assert {n.split(".adapter.")[0] for n in trainable} == {"model.layers.0.mlp", "model.layers.1.mlp"}
+    assert sum(trainable.values()) == 2 * (2 * 64 * 4 + 4 + 64)  # two blocks, d=64, b=4
+    assert isinstance(model.model.layers[0].mlp.adapter.act, torch.nn.GELU)

@@ -1,18 +1,21 @@
 """The small artifact of the methods PEFT lacks (`adapter`, `mam`, `unipelt`): only the trained
 tensors (safetensors, named as in the adapted model) and the method config (JSON). Written by
 those methods' ``save_adapter`` hook into ``RUN_DIR/adapter/`` and read back by ``load_adapter``,
-which re-applies the method to a fresh base and then copies the tensors in.
+which re-applies the method to a fresh base and then copies the tensors in. `own_adapter_hooks`
+builds both hooks (and ``disable_adapter``) for a method from its ``apply``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from tuneforge.errors import ModelError
+from tuneforge.methods._pieces import disabled
 
 WEIGHTS = "tuneforge_adapter.safetensors"
 CONFIG = "tuneforge_adapter.json"
@@ -50,3 +53,19 @@ def load_trained(model: nn.Module, directory: str | Path) -> nn.Module:
     for name, tensor in state.items():
         params[name].copy_(tensor.to(params[name].device, params[name].dtype))
     return model
+
+
+def own_adapter_hooks(apply: Callable) -> tuple[Callable, Callable, Callable]:
+    """``save_adapter``, ``load_adapter`` and ``disable_adapter`` for a method whose ``apply``
+    attaches `_pieces` (see tuneforge/methods/__init__.py for the hooks)."""
+
+    def save_adapter(model: nn.Module, cfg, directory) -> None:
+        save_trained(model, cfg, directory)
+
+    def load_adapter(base_model: nn.Module, cfg, directory) -> nn.Module:
+        return load_trained(apply(base_model, cfg), directory)
+
+    def disable_adapter(model: nn.Module):
+        return disabled(model)
+
+    return save_adapter, load_adapter, disable_adapter

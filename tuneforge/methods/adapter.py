@@ -17,8 +17,8 @@ from torch import nn
 
 from tuneforge.errors import ConfigError
 from tuneforge.methods._base import MethodConfig
-from tuneforge.methods._pieces import Bottleneck, attach_after, disabled, freeze_base
-from tuneforge.methods._saved import load_trained, save_trained
+from tuneforge.methods._pieces import Bottleneck, attach_after, freeze_base
+from tuneforge.methods._saved import own_adapter_hooks
 
 DESCRIPTION = "Bottleneck adapters (Houlsby / Pfeiffer) after the attention and/or MLP; base frozen."
 SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
@@ -55,6 +55,7 @@ def bottleneck_size(hidden: int, cfg: AdapterFields) -> int:
 
 
 def apply(model, cfg: Config):
+    device = next(model.parameters()).device
     hidden = model.config.get_text_config().hidden_size
     size = bottleneck_size(hidden, cfg)
     for layer in block_layers(model):
@@ -63,7 +64,7 @@ def apply(model, cfg: Config):
             attach_after(attention_output(layer), "adapter", piece)
         attach_after(layer.mlp, "adapter", Bottleneck(hidden, size, hidden, cfg.non_linearity, cfg.scaling))
     freeze_base(model)
-    return model.to(next(p for p in model.parameters() if not p.requires_grad).device)
+    return model.to(device)  # the new pieces were built on the CPU
 
 
 def block_layers(model) -> nn.ModuleList:
@@ -90,13 +91,4 @@ def attention_output(layer: nn.Module) -> nn.Module:
     )
 
 
-def save_adapter(model, cfg: Config, directory) -> None:
-    save_trained(model, cfg, directory)
-
-
-def load_adapter(base_model, cfg: Config, directory):
-    return load_trained(apply(base_model, cfg), directory)
-
-
-def disable_adapter(model):
-    return disabled(model)
+save_adapter, load_adapter, disable_adapter = own_adapter_hooks(apply)

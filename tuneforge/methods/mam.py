@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.methods._pieces import Bottleneck, attach_parallel, attach_prefixes, disabled, freeze_base
-from tuneforge.methods._saved import load_trained, save_trained
+from tuneforge.methods._pieces import Bottleneck, attach_parallel, attach_prefixes, freeze_base
+from tuneforge.methods._saved import own_adapter_hooks
 from tuneforge.methods.adapter import AdapterFields, block_layers, bottleneck_size
 
 DESCRIPTION = "MAM adapter: prefix tuning in attention + a scaled parallel adapter beside each MLP."
@@ -53,13 +53,4 @@ def apply(model, cfg: Config):
     return model.to(device)
 
 
-def save_adapter(model, cfg: Config, directory) -> None:
-    save_trained(model, cfg, directory)
-
-
-def load_adapter(base_model, cfg: Config, directory):
-    return load_trained(apply(base_model, cfg), directory)
-
-
-def disable_adapter(model):
-    return disabled(model)
+save_adapter, load_adapter, disable_adapter = own_adapter_hooks(apply)
