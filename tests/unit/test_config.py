@@ -16,7 +16,12 @@ BASE = {
     "data": {"datasets": [{"path": "train.json"}]},
     "method": {"name": "lora"},
 }
-EXAMPLES = sorted(Path(__file__).parents[2].joinpath("examples").rglob("*.yaml"))
+# eval task files (*_tasks.yaml, `tuneforge eval --tasks`) are checked in tests/unit/test_eval_tasks.py
+EXAMPLES = sorted(
+    p
+    for p in Path(__file__).parents[2].joinpath("examples").rglob("*.yaml")
+    if not p.name.endswith("_tasks.yaml")
+)
 
 
 def load(*overrides: str, data: dict | None = None):
