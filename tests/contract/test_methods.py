@@ -278,7 +278,7 @@ ROWS = [
     Row("bitfit", "bitfit", {}, adapter=True, trains=containing("beft_bias"), count=bias_count, lr=1e-1,
         merge_atol=1e-5, only="qwen2", min_drop=0.15),
     Row("llama_pro", "llama_pro", {"num_expand": 1}, adapter=False, adds=True, trains=only_new_last_block,
-        count=last_layer_count, lr=1e-2),
+        count=last_layer_count, lr=5e-3),
     Row("relora", "relora", {**LORA, "merge_every": 2}, adapter=True, trains=only_lora, count=lora_count, lr=1e-2,
         merge_atol=1e-5),
     Row("lora_drop", "lora_drop", {**LORA, "probe_steps": 2}, adapter=True, trains=only_lora, count=lora_count,
