@@ -144,7 +144,6 @@ def _key(cfg: Config, loaded, eval_loaded, tokenizer, template: Template | None,
 
 
 def prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind: str) -> PreparedData:
-    import datasets
 
     d = cfg.data
     loaded = [
@@ -158,26 +157,10 @@ def prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind:
     )
     key = _key(cfg, loaded, eval_loaded, tokenizer, template, sample_kind)
     folder = cache_root(cfg) / key
-    if (folder / "stats.json").is_file():
-        stats = DataStats(**json.loads((folder / "stats.json").read_text()))
-        train = datasets.load_from_disk(str(folder / "train"))
-        ev = datasets.load_from_disk(str(folder / "eval")) if (folder / "eval").is_dir() else None
-        return PreparedData(train, ev, stats, key, cache_hit=True)
-
-    dropped: Counter[str] = Counter()
-    for ds, _ in loaded:
-        dropped.update(ds.dropped)
-    samples = mix(loaded, d.seed)
-    if d.max_samples:
-        samples = samples[: d.max_samples]
-    eval_samples: list[Sample] = [s for ds in eval_loaded for s in ds.samples]
-    if d.eval_split and not eval_loaded:
-        n_eval = int(d.eval_split) if d.eval_split >= 1 else max(1, round(d.eval_split * len(samples)))
-        if n_eval >= len(samples):
-            raise DataError(
-                f"data.eval_split={d.eval_split} leaves no training samples out of {len(samples)}; lower it"
-            )
-        eval_samples, samples = samples[:n_eval], samples[n_eval:]
+    cached = load_cached(folder, key)
+    if cached is not None:
+        return cached
+    samples, eval_samples, dropped = mix_and_split(cfg, loaded, eval_loaded, "training samples")
 
     opts = RenderOptions(
         max_length=d.max_length, train_on_prompt=d.train_on_prompt, mask_history=d.mask_history
@@ -208,6 +191,39 @@ def prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind:
     train, ev = _to_dataset(rendered), (_to_dataset(eval_rendered) if eval_rendered else None)
     _write_cache(folder, train, ev, stats)
     return PreparedData(train, ev, stats, key, cache_hit=False)
+
+
+def load_cached(folder: Path, key: str) -> PreparedData | None:
+    """The prepared data cached under ``folder``, or None when nothing complete is there."""
+    import datasets
+
+    if not (folder / "stats.json").is_file():
+        return None
+    stats = DataStats(**json.loads((folder / "stats.json").read_text()))
+    train = datasets.load_from_disk(str(folder / "train"))
+    ev = datasets.load_from_disk(str(folder / "eval")) if (folder / "eval").is_dir() else None
+    return PreparedData(train, ev, stats, key, cache_hit=True)
+
+
+def mix_and_split(cfg: Config, loaded, eval_loaded, what: str) -> tuple[list, list, Counter[str]]:
+    """(training samples, eval samples, rows dropped while loading): the sources mixed by weight,
+    cut to data.max_samples, and the eval split taken off the front when no eval sources are given."""
+    d = cfg.data
+    dropped: Counter[str] = Counter()
+    for ds, _ in loaded:
+        dropped.update(ds.dropped)
+    samples = mix(loaded, d.seed)
+    if d.max_samples:
+        samples = samples[: d.max_samples]
+    eval_samples: list[Sample] = [s for ds in eval_loaded for s in ds.samples]
+    if d.eval_split and not eval_loaded:
+        n_eval = int(d.eval_split) if d.eval_split >= 1 else max(1, round(d.eval_split * len(samples)))
+        if n_eval >= len(samples):
+            raise DataError(
+                f"data.eval_split={d.eval_split} leaves no {what} out of {len(samples)}; lower it"
+            )
+        eval_samples, samples = samples[:n_eval], samples[n_eval:]
+    return samples, eval_samples, dropped
 
 
 def _write_cache(folder: Path, train, ev, stats: DataStats) -> None:

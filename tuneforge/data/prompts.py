@@ -29,7 +29,8 @@ from tuneforge.data.pipeline import (
     PreparedData,
     _write_cache,
     cache_root,
-    mix,
+    load_cached,
+    mix_and_split,
     tokenizer_fingerprint,
 )
 from tuneforge.data.render import render_prompt
@@ -118,26 +119,10 @@ def prepare_prompts(
     eval_loaded = load(d.eval_datasets, "data.eval_datasets") if d.eval_datasets else []
     key = _key(cfg, loaded, eval_loaded, tokenizer, template, answer_column)
     folder = cache_root(cfg) / key
-    if (folder / "stats.json").is_file():
-        stats = DataStats(**json.loads((folder / "stats.json").read_text()))
-        train = datasets.load_from_disk(str(folder / "train"))
-        ev = datasets.load_from_disk(str(folder / "eval")) if (folder / "eval").is_dir() else None
-        return PreparedData(train, ev, stats, key, cache_hit=True)
-
-    dropped: Counter[str] = Counter()
-    for ds, _ in loaded:
-        dropped.update(ds.dropped)
-    samples = mix(loaded, d.seed)
-    if d.max_samples:
-        samples = samples[: d.max_samples]
-    eval_samples = [s for ds in eval_loaded for s in ds.samples]
-    if d.eval_split and not eval_loaded:
-        n_eval = int(d.eval_split) if d.eval_split >= 1 else max(1, round(d.eval_split * len(samples)))
-        if n_eval >= len(samples):
-            raise DataError(
-                f"data.eval_split={d.eval_split} leaves no prompts out of {len(samples)}; lower it"
-            )
-        eval_samples, samples = samples[:n_eval], samples[n_eval:]
+    cached = load_cached(folder, key)
+    if cached is not None:
+        return cached
+    samples, eval_samples, dropped = mix_and_split(cfg, loaded, eval_loaded, "prompts")
 
     train, stats = _render(samples, tokenizer, template, d.max_length, dropped)
     if not train:
