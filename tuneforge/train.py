@@ -166,7 +166,7 @@ def run_training(cfg: Config) -> Path | None:
     result = trainer.train(resume_from_checkpoint=resolve_resume(cfg, run_dir))
     metrics = dict(result.metrics)
     if data.eval is not None or cfg.eval.tasks:
-        metrics.update(during.manifest_metrics(trainer.evaluate()))
+        metrics.update(during.manifest_metrics(trainer.evaluate(), cfg.eval.tasks))
     metrics["global_step"] = trainer.state.global_step
     metrics["num_input_tokens_seen"] = trainer.state.num_input_tokens_seen
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]

@@ -107,12 +107,16 @@ def build_trainer(stage, ctx):
         args.eval_strategy = strategy
 
 
-def manifest_metrics(metrics: dict) -> dict:
-    """Task metrics renamed ``eval_<label>/<metric>`` -> ``eval/<label>/<metric>`` (as in TensorBoard)."""
-    return {
-        (f"eval/{k.removeprefix('eval_')}" if k.startswith("eval_") and "/" in k else k): v
-        for k, v in metrics.items()
-    }
+def manifest_metrics(metrics: dict, tasks: list) -> dict:
+    """Task metrics renamed ``eval_<label>/<metric>`` -> ``eval/<label>/<metric>`` (as in TensorBoard);
+    a stage's own metrics (DPO's ``eval_rewards/margins``) keep their names."""
+    labels = {t.key for t in tasks}
+
+    def rename(key: str) -> str:
+        label = key.removeprefix("eval_").split("/", 1)[0]
+        return f"eval/{key.removeprefix('eval_')}" if key.startswith("eval_") and label in labels else key
+
+    return {rename(k): v for k, v in metrics.items()}
 
 
 def best_checkpoint(trainer) -> dict:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from tuneforge.trainer import TuneforgeMixin
 
 # the last training log's entries that are not metrics of the stage
-_NOT_METRICS = {"loss", "learning_rate", "grad_norm", "epoch", "step", "num_tokens"}
+_NOT_METRICS = {
+    "loss", "learning_rate", "grad_norm", "epoch", "step", "num_tokens",
+    "num_input_tokens_seen", "train_runtime", "train_tokens_per_second",
+}  # fmt: skip
 
 
 class PreferenceMixin(TuneforgeMixin):
@@ -26,7 +29,8 @@ class PreferenceMixin(TuneforgeMixin):
 
     def train(self, *args, **kwargs):
         out = super().train(*args, **kwargs)
-        logs = [e for e in self.state.log_history if "loss" in e and "train_runtime" not in e]
+        # step logs have "loss"; the run's closing summary has "train_loss" instead
+        logs = [e for e in self.state.log_history if "loss" in e]
         if logs:
             for key, value in logs[-1].items():
                 if key not in _NOT_METRICS and isinstance(value, (int, float)):
