@@ -74,6 +74,27 @@ def training_arguments(cfg: Config, run_dir: Path, has_eval: bool) -> TrainingAr
     )
 
 
+def make_context(
+    cfg: Config, run_dir: Path, model, tokenizer, train_dataset, eval_dataset, *, has_eval: bool | None = None
+) -> TrainContext:
+    """What a stage builds its trainer from, with the method's hooks wired in (shared by
+    `run_training` and the tests that build a stage's trainer in-process)."""
+    from tuneforge.methods import method_callbacks, method_optimizer_factory
+
+    has_eval = eval_dataset is not None if has_eval is None else has_eval
+    return TrainContext(
+        config=cfg,
+        run_dir=run_dir,
+        model=model,
+        tokenizer=tokenizer,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        training_args=training_arguments(cfg, run_dir, has_eval=has_eval),
+        callbacks=method_callbacks(cfg.method, model),
+        optimizer_factory=method_optimizer_factory(cfg.method),
+    )
+
+
 def _has_accelerator() -> bool:
     import torch
 
@@ -106,7 +127,7 @@ def run_training(cfg: Config) -> Path | None:
     from tuneforge.data.pipeline import prepare_data
     from tuneforge.data.templates import resolve_template
     from tuneforge.eval import during
-    from tuneforge.methods import METHODS, method_callbacks, method_optimizer_factory
+    from tuneforge.methods import METHODS
     from tuneforge.models.load import load_model, load_tokenizer, resolve_model_source
     from tuneforge.models.wrap import count_parameters, wrap
     from tuneforge.speed.launch import distributed_state, is_main, main_process_first
@@ -148,18 +169,14 @@ def run_training(cfg: Config) -> Path | None:
     trainable, total = count_parameters(model)
 
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
-    ctx = TrainContext(
-        config=cfg,
-        run_dir=run_dir,
-        model=model,
-        tokenizer=tokenizer,
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        training_args=training_arguments(
-            cfg, run_dir, has_eval=data.eval is not None or bool(cfg.eval.tasks)
-        ),
-        callbacks=method_callbacks(cfg.method, model),
-        optimizer_factory=method_optimizer_factory(cfg.method),
+    ctx = make_context(
+        cfg,
+        run_dir,
+        model,
+        tokenizer,
+        data.train,
+        data.eval,
+        has_eval=data.eval is not None or bool(cfg.eval.tasks),
     )
     trainer = during.build_trainer(stage, ctx)
     during.attach(trainer, cfg.eval.tasks, tokenizer, chat_template, stop_tokens)

@@ -66,11 +66,10 @@ def build_stage_trainer(cfg, train_dataset=None):
 
     from tuneforge.data.pipeline import prepare_data
     from tuneforge.data.templates import resolve_template
-    from tuneforge.methods import method_callbacks, method_optimizer_factory
     from tuneforge.models.load import load_model, load_tokenizer
     from tuneforge.models.wrap import wrap
     from tuneforge.stages import STAGES
-    from tuneforge.train import TrainContext, training_arguments
+    from tuneforge.train import make_context
 
     torch.manual_seed(cfg.train.seed)
     stage = STAGES.get(cfg.stage.name)
@@ -82,15 +81,4 @@ def build_stage_trainer(cfg, train_dataset=None):
     model = stage.load_model(cfg) if hasattr(stage, "load_model") else load_model(cfg.model, cfg.method)
     model = wrap(model, cfg.method)
     run_dir = Path(cfg.output.dir)
-    ctx = TrainContext(
-        config=cfg,
-        run_dir=run_dir,
-        model=model,
-        tokenizer=tokenizer,
-        train_dataset=train_dataset,
-        eval_dataset=None,
-        training_args=training_arguments(cfg, run_dir, has_eval=False),
-        callbacks=method_callbacks(cfg.method, model),
-        optimizer_factory=method_optimizer_factory(cfg.method),
-    )
-    return stage.build_trainer(ctx)
+    return stage.build_trainer(make_context(cfg, run_dir, model, tokenizer, train_dataset, None))

@@ -10,11 +10,10 @@ import torch
 from tuneforge.config.load import load_config
 from tuneforge.data.pipeline import prepare_data
 from tuneforge.data.templates import resolve_template
-from tuneforge.methods import method_callbacks, method_optimizer_factory
 from tuneforge.models.load import load_model, load_tokenizer
 from tuneforge.models.wrap import wrap
 from tuneforge.stages import STAGES
-from tuneforge.train import TrainContext, training_arguments
+from tuneforge.train import make_context
 
 
 def build_trainer(cfg_dict: dict, run_dir: Path):
@@ -25,18 +24,7 @@ def build_trainer(cfg_dict: dict, run_dir: Path):
     template = resolve_template(cfg.data.template, tokenizer)
     data = getattr(stage, "prepare_data", prepare_data)(cfg, tokenizer, template, stage.SAMPLE_KIND)
     model = wrap(load_model(cfg.model, cfg.method), cfg.method)
-    ctx = TrainContext(
-        config=cfg,
-        run_dir=run_dir,
-        model=model,
-        tokenizer=tokenizer,
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        training_args=training_arguments(cfg, run_dir, has_eval=data.eval is not None),
-        callbacks=method_callbacks(cfg.method, model),
-        optimizer_factory=method_optimizer_factory(cfg.method),
-    )
-    return stage.build_trainer(ctx)
+    return stage.build_trainer(make_context(cfg, run_dir, model, tokenizer, data.train, data.eval))
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, tuple[bool, torch.Tensor]]:
