@@ -20,6 +20,7 @@ def list_entries(what: str, model: str | None = None) -> str:
     shares = method_shares(model) if model and what == "methods" else {}
     width = max((len(v) for v in shares.values() if not v.startswith("n/a")), default=0)
     lines = []
+    name_width = max(len(n) for n in reg.names())
     for name in reg.names():
         mod = reg.get(name)
         desc = getattr(mod, "DESCRIPTION", None) or getattr(mod, "HELP", None)
@@ -31,10 +32,23 @@ def list_entries(what: str, model: str | None = None) -> str:
                 "  [" + ", ".join(k for k, v in supports.items() if v) + "]" if any(supports.values()) else ""
             )
         share = f"{shares[name]:<{width}}  " if shares else ""
-        lines.append(f"{name:<12} {share}{desc}{extra}")
+        lines.append(f"{name:<{name_width}}  {share}{desc}{extra}")
     if shares:
         lines.insert(0, f"trainable parameters on {model} with each method's defaults:")
     return "\n".join(lines)
+
+
+def supports_table() -> str:
+    """The methods' ``SUPPORTS`` as the markdown table in docs/methods.md (a docs test keeps it current)."""
+    from tuneforge.methods import METHODS
+
+    yes_no = {True: "yes", False: "no"}
+    rows = ["| method | quantized base | merge | multi-adapter |", "|---|---|---|---|"]
+    for name in METHODS.names():
+        sup = METHODS.get(name).SUPPORTS
+        cells = [yes_no[bool(sup[k])] for k in ("quantized_base", "merge", "multi_adapter")]
+        rows.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def method_shares(model_path: str) -> dict[str, str]:

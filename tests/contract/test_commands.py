@@ -30,3 +30,23 @@ def test_parser_lists_every_verb():
 def test_unknown_verb_is_a_usage_error(capsys):
     code, _, err = run_cli(capsys, "trian", "x.yaml")
     assert code == 2 and "invalid choice" in err
+
+
+def test_ls_methods_lists_long_names_without_running_into_the_description(capsys):
+    code, out, _ = run_cli(capsys, "ls", "methods")
+    assert code == 0
+    line = next(ln for ln in out.splitlines() if ln.startswith("prefix_tuning"))
+    assert line.startswith("prefix_tuning  Prefix tuning")
+    starts = {ln.index(ln.split()[1]) for ln in out.splitlines() if ln.strip()}
+    assert len(starts) == 1  # every description starts in the same column
+
+
+def test_ls_methods_markdown_prints_the_support_table(capsys):
+    from tuneforge.methods import METHODS
+
+    code, out, _ = run_cli(capsys, "ls", "methods", "--markdown")
+    assert code == 0
+    assert "| `qlora` | yes | yes | yes |" in out and "| `full` | no | no | no |" in out
+    assert len([ln for ln in out.splitlines() if ln.startswith("| `")]) == len(METHODS.names())
+    code, _, err = run_cli(capsys, "ls", "stages", "--markdown")
+    assert code != 0 and "--markdown only applies to 'ls methods'" in err

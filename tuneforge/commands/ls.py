@@ -19,6 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with 'methods': load this model (HF folder, .gguf, package:...) and show how many of its "
         "parameters each method trains with its default settings",
     )
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="with 'methods': print what each method supports (quantized base, merge, multi-adapter) "
+        "as the markdown table in docs/methods.md",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,5 +34,14 @@ def run(args: argparse.Namespace) -> int:
         from tuneforge.errors import ConfigError
 
         raise ConfigError(f"--model only applies to 'ls methods', not 'ls {args.what}'")
+    if args.markdown:
+        if args.what != "methods" or args.model:
+            from tuneforge.errors import ConfigError
+
+            raise ConfigError("--markdown only applies to 'ls methods' (without --model)")
+        from tuneforge.catalog import supports_table
+
+        print(supports_table())
+        return 0
     print(list_entries(args.what, args.model))
     return 0
