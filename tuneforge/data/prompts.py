@@ -1,4 +1,4 @@
-"""Step 4 of a run for the RL stages (grpo, distill with sequence-level teacher answers): sources ->
+"""Step 4 of a run for the RL stages (grpo, ppo, distill with sequence-level teacher answers): sources ->
 prompt samples -> mix -> split -> render -> cache.
 
 The data is what the SFT path reads (alpaca, sharegpt, openai, a dataset registry entry) with the

@@ -1,4 +1,4 @@
-"""An LLM judge as a `grpo` reward (RLAIF): each completion is shown to a judge model with the question
+"""An LLM judge as a `grpo` / `ppo` reward (RLAIF): each completion is shown to a judge model with the question
 (and the reference answer when the data has one) and scored from 0 to 10; the reward is score / 10.
 
 The judge is either an OpenAI-compatible endpoint (``judge: http://host:port/v1``; a plain urllib POST to
