@@ -125,6 +125,7 @@ def test_cli_run_folder(tmp_path, tiny_llama_dir, capsys):
     assert {"eval_loss", "eval_reward", "eval_kl"} <= set(manifest["metrics"])
     assert manifest["metrics"]["num_input_tokens_seen"] > 0
     assert "'rewards/length/mean'" in out and "'value_loss'" in out  # the progress output
+    assert "tokens, prompts only; completions are generated" in out  # the data line, not "0.0% trained"
     assert (run / "loss.png").is_file()
     assert any(p.name.startswith("events.out.tfevents") for p in (run / "logs").rglob("*"))
     # the value head sits beside the adapter and in every checkpoint, never inside the adapter
