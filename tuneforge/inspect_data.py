@@ -94,7 +94,9 @@ def inspect_data(cfg: Config, num_samples: int = 3, color: bool | None = None) -
         f"samples kept: {s.samples}" + (f" (+{s.eval_samples} held out for eval)" if s.eval_samples else ""),
         f"tokens: {s.tokens} (mean {s.tokens / max(s.samples, 1):.1f}, max {max(s.lengths, default=0)}, "
         f"max_length {cfg.data.max_length})",
-        f"trained tokens: {s.trained_tokens} ({s.trained_share:.1%})",
+        f"trained tokens: {s.trained_tokens} ({s.trained_share:.1%})"
+        if not s.prompts_only
+        else "trained tokens: none (prompts only; completions are generated in training)",
         "length histogram (tokens):",
         *histogram(s.lengths),
     ]

@@ -8,7 +8,7 @@ from pathlib import Path
 def plot_loss(log_history: list[dict], out: Path) -> Path | None:
     train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
     evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
-    # RL stages (grpo) also log the mean reward; it goes on a second axis
+    # RL stages (grpo, ppo) also log the mean reward; it goes on a second axis
     rewards = [(e["step"], e["reward"]) for e in log_history if e.get("reward") is not None and "step" in e]
     if not train and not evals:
         return None

@@ -150,7 +150,7 @@ def run_training(cfg: Config) -> Path | None:
     during.check(cfg, has_eval_data=data.eval is not None)
     s = data.stats
     print(
-        f"data: {s.samples} samples, {s.tokens} tokens, {s.trained_share:.1%} trained"
+        f"data: {s.samples} samples, {s.tokens} tokens, {s.trained_summary}"
         + (f", {sum(s.dropped.values())} dropped" if s.dropped else "")
         + (f", {s.eval_samples} held out" if s.eval_samples else "")
         + (" (from cache)" if data.cache_hit else "")

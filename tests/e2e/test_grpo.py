@@ -152,3 +152,4 @@ def test_data_inspect_shows_prompts(tmp_path, tiny_llama_dir, capsys):
     code, out, err = run_cli(capsys, "data", "inspect", str(write_config(tmp_path, cfg)))
     assert code == 0, err
     assert "--- prompt 0 (" in out and "reference answer" in out and "<|im_start|>assistant" in out
+    assert "trained tokens: none (prompts only" in out

@@ -87,3 +87,25 @@ def test_local_judge_model(tiny_llama_dir):
     (judge,), _, _ = build_rewards([RewardConfig(judge=str(tiny_llama_dir))])
     out = judge(prompts=["p", "p"], completions=["a", "b"], question=["q", "q"], answer=[None, None])
     assert len(out) == 2 and all(x is None or 0.0 <= x <= 1.0 for x in out)
+
+
+def test_reward_and_eval_task_share_one_client(monkeypatch):
+    """The judge reward and the `judge` eval task both get their replies from tuneforge.judge."""
+    import tuneforge.judge as client
+    from tuneforge.eval.runner import parse_tasks
+    from tuneforge.eval.tasks import judge as judge_task
+
+    calls = []
+
+    def fake(base_url, model, prompt, **kw):
+        calls.append((base_url, model, kw["max_tokens"]))
+        return "Score: 7"
+
+    monkeypatch.setattr(client, "ask_endpoint", fake)
+    (reward,), _, _ = build_rewards([RewardConfig(judge="http://judge:1/v1", judge_model="r")])
+    assert reward(prompts=["p"], completions=["c"], question=["q"], answer=[None]) == [0.7]
+    task = parse_tasks(
+        [{"name": "judge", "path": "x.jsonl", "endpoint": "http://judge:1/v1", "judge_model": "e"}], "t"
+    )
+    assert judge_task._ask(task[0], ["a"]) == ["Score: 7"]
+    assert calls == [("http://judge:1/v1", "r", 8), ("http://judge:1/v1", "e", task[0].judge_max_tokens)]

@@ -68,6 +68,7 @@ def test_prepare_renders_with_the_renderer_and_caches(tmp_path, tokenizer):
     template = resolve_template("auto", tokenizer)
     data = prepare_prompts(cfg, tokenizer, template)
     assert data.stats.samples == 2 and data.stats.dropped == {"empty prompt": 1}
+    assert data.stats.prompts_only and data.stats.trained_summary == "prompts only; completions are generated"
     by_q = {r["question"]: r for r in data.train}
     row = by_q["What is 2 + 3?"]
     from tuneforge.data.conversation import Message

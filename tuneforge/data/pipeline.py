@@ -40,10 +40,22 @@ class DataStats:
     dropped: dict[str, int] = field(default_factory=dict)
     eval_samples: int = 0
     sources: list[str] = field(default_factory=list)
+    # prompt data (grpo, ppo): nothing in it is trained on; the stage generates the completions
+    prompts_only: bool = False
 
     @property
     def trained_share(self) -> float:
         return self.trained_tokens / self.tokens if self.tokens else 0.0
+
+    @property
+    def trained_summary(self) -> str:
+        """What the data trains, for the summary line: the share of trained tokens, or for prompt data that
+        the completions are generated (a share of 0% would read as an all-masked dataset)."""
+        return (
+            "prompts only; completions are generated"
+            if self.prompts_only
+            else f"{self.trained_share:.1%} trained"
+        )
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Step 4 of a run for the RL stages (grpo, distill with sequence-level teacher answers): sources ->
+"""Step 4 of a run for the RL stages (grpo, ppo, distill with sequence-level teacher answers): sources ->
 prompt samples -> mix -> split -> render -> cache.
 
 The data is what the SFT path reads (alpaca, sharegpt, openai, a dataset registry entry) with the
@@ -38,7 +38,7 @@ from tuneforge.data.sources import load_dataset
 from tuneforge.data.templates import Template
 from tuneforge.errors import DataError, RowError
 
-PROMPTS_VERSION = "2"  # bump when the prepared prompts for the same input change
+PROMPTS_VERSION = "3"  # bump when the prepared prompts for the same input change
 # format fields that hold the answer: a prompt-only row may leave them out
 ANSWER_FIELDS = frozenset({"output"})
 _PLACEHOLDER = "\0no answer\0"
@@ -158,7 +158,9 @@ def _render(
             }
         )
     lengths = [len(r["prompt_ids"]) for r in rows]
-    stats = DataStats(samples=len(rows), tokens=sum(lengths), lengths=lengths, dropped=dict(dropped))
+    stats = DataStats(
+        samples=len(rows), tokens=sum(lengths), lengths=lengths, dropped=dict(dropped), prompts_only=True
+    )
     return rows, stats
 
 

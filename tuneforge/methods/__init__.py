@@ -63,6 +63,14 @@ def load_method_adapter(base_model, cfg, directory):
     return METHODS.get(cfg.name).load_adapter(base_model, cfg, directory)
 
 
+def has_adapter(model, cfg) -> bool:
+    """Whether ``model`` (wrapped by ``cfg``'s method) can compute its base's outputs with
+    `disable_adapter`: a PEFT model, or a method with its own ``disable_adapter`` hook."""
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel) or hasattr(METHODS.get(cfg.name), "disable_adapter")
+
+
 def disable_adapter(model, cfg):
     """Context manager in which ``model`` (wrapped by ``cfg``'s method) computes its base's outputs."""
     from peft import PeftModel

@@ -1,10 +1,10 @@
-"""Rewards for the `grpo` stage (step 6 of a run: the stage builds its trainer with these).
+"""Rewards for the `grpo` and `ppo` stages (step 6 of a run: the stage builds its trainer with these).
 
 Each entry of ``stage.reward_funcs`` is one of:
 - a built-in function by name (`tuneforge.rewards.builtin`: exact_match, contains, format, length);
 - a user's function, ``FILE.py:FUNCTION`` (the file is loaded by path, relative to the current folder);
-- ``model: FOLDER``, a reward model (AutoModelForSequenceClassification with one label, e.g. a run
-  of the `rm` stage exported as a folder), frozen;
+- ``model: FOLDER``, a reward model (AutoModelForSequenceClassification with one label: a model folder,
+  or the run folder of an `rm` run), frozen;
 - ``judge: URL-or-FOLDER``, an LLM judge scoring each answer from 0 to 10 (`tuneforge.rewards.judge`).
 
 Every Python reward goes through `guard`, which turns a function that raises, returns the wrong
@@ -41,7 +41,9 @@ class RewardConfig(BaseModel):
         "f(completions, **kwargs) -> list of floats (kwargs: prompts, answer, question, ...).",
     )
     model: str | None = Field(
-        None, description="A reward model folder (AutoModelForSequenceClassification, num_labels=1)."
+        None,
+        description="A reward model: a model folder (AutoModelForSequenceClassification, num_labels=1) or "
+        "the run folder of an rm run.",
     )
     judge: str | None = Field(
         None,
@@ -146,25 +148,50 @@ def load_user_function(ref: str, where: str) -> Callable:
 
 
 def load_reward_model(folder: str, where: str):
-    """A frozen sequence-classification model with one output, and its tokenizer."""
+    """A frozen sequence-classification model with one output, and its tokenizer. ``folder`` is a model
+    folder, or the run folder of an `rm` run (its adapter merged into the base)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = Path(folder).expanduser()
-    if not (path / "config.json").is_file():
+    if (path / "manifest.json").is_file():
+        model, tok = _rm_run(path, where)
+    elif not (path / "config.json").is_file():
         raise ConfigError(
-            f"{where}.model: {folder!r} is not a model folder (no config.json); give a reward model folder "
-            "(AutoModelForSequenceClassification with num_labels=1)"
+            f"{where}.model: {folder!r} is not a model folder (no config.json) nor a run folder of stage rm; "
+            "give a reward model (AutoModelForSequenceClassification with num_labels=1)"
         )
-    model = AutoModelForSequenceClassification.from_pretrained(str(path))
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(str(path))
+        tok = AutoTokenizer.from_pretrained(str(path))
     if model.config.num_labels != 1:
         raise ConfigError(
             f"{where}.model: {folder!r} has {model.config.num_labels} labels; a reward model has exactly one"
         )
     model.requires_grad_(False)
     model.eval()
-    tok = AutoTokenizer.from_pretrained(str(path))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def _rm_run(run_dir: Path, where: str):
+    """An `rm` run folder as one plain model: a LoRA/QLoRA adapter is merged (into a dequantized base for
+    QLoRA, `tuneforge.models.merge`), so grpo and ppo score with an ordinary PreTrainedModel."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from tuneforge.models.merge import merge_adapter
+    from tuneforge.stages.rm import load_reward_model as load_rm_run
+
+    try:
+        model = load_rm_run(run_dir)
+    except TuneforgeError as e:
+        raise ConfigError(f"{where}.model: {e}") from e
+    if isinstance(model, PeftModel):
+        model = merge_adapter(model)
+    model.config._name_or_path = str(run_dir)  # rewards/<folder name>/... in the logs, as for a model folder
+    tok = AutoTokenizer.from_pretrained(str(run_dir / "tokenizer"))
+    model.config.pad_token_id = tok.pad_token_id  # the score is read at the last non-pad token
     return model, tok
 
 

@@ -1,4 +1,4 @@
-"""Built-in reward functions for `grpo` (named in ``stage.reward_funcs``), in TRL's reward-function shape:
+"""Built-in reward functions for `grpo` and `ppo` (named in ``stage.reward_funcs``), in TRL's reward-function shape:
 ``f(completions, answer, **kwargs) -> list[float | None]``, one reward per completion.
 
 Answers are scored with `tuneforge.metrics` (the same rules as `compare`), so a GRPO run optimises what

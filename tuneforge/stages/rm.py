@@ -8,7 +8,8 @@ Step 5 and 6 of a run: ``load_model`` loads the base as AutoModelForSequenceClas
 The run folder is the reward model: ``RUN_DIR/model`` (full, freeze) loads with
 ``AutoModelForSequenceClassification.from_pretrained``; ``RUN_DIR/adapter`` (lora, qlora) loads
 with ``PeftModel.from_pretrained`` on that class built from the base; `tuneforge.stages.rm.load_reward_model`
-does either. A ppo/grpo config names it by its run folder (see docs/stages.md).
+does either. A ppo/grpo config names it by its run folder, ``reward_funcs: [{model: RUN_DIR}]``
+(`tuneforge.rewards.load_reward_model` merges the adapter).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`judge`: an LLM judge (an OpenAI-compatible endpoint or a local model, see tuneforge.eval.judge)
+"""`judge`: an LLM judge (an OpenAI-compatible endpoint or a local model, see tuneforge.judge)
 grades answers. `rubric` mode scores each side's answers 1-10 against a rubric (and the reference,
 when rows have one); `pairwise` mode shows the judge the base model's and the trained model's answers
 to the same prompt, in both orders to cancel position bias, and reports the trained model's win rate.
@@ -93,8 +93,25 @@ def _reference(row: dict, cfg: Config) -> str:
     return f"[Reference answer]\n{ref}\n\n" if ref not in (None, "") else ""
 
 
+def _ask(cfg: Config, prompts: list[str]) -> list[str]:
+    """The judge's replies (`tuneforge.judge`: ``endpoint`` + ``judge_model``, or the local ``judge_model``)."""
+    import os
+
+    from tuneforge import judge
+
+    return judge.ask(
+        prompts,
+        endpoint=cfg.endpoint,
+        model=cfg.judge_model,
+        api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
+        max_tokens=cfg.judge_max_tokens,
+        timeout=cfg.timeout,
+        batch_size=cfg.batch_size,
+        progress=f"{cfg.key}: judging",
+    )
+
+
 def run(cfg: Config, target) -> TaskResult:
-    from tuneforge.eval import judge
     from tuneforge.eval.tasks.generate import answer, read_rows
 
     rows = read_rows(cfg.path, (cfg.prompt_field,), f"eval task {cfg.key!r}")
@@ -110,7 +127,7 @@ def run(cfg: Config, target) -> TaskResult:
         RUBRIC_PROMPT.format(rubric=cfg.rubric, prompt=p, reference=_reference(r, cfg), answer=y)
         for p, y, r in zip(prompts, preds, rows, strict=True)
     ]
-    replies = judge.ask(cfg, asks)
+    replies = _ask(cfg, asks)
     scores = [parse_score(x) for x in replies]
     for s, reply, score in zip(samples, replies, scores, strict=True):
         s.update(judge_reply=reply, score=score)
@@ -129,7 +146,6 @@ def combine(cfg: Config, results: dict) -> dict[str, float]:
     the trained answer as A and as B. A win counts 1, a tie 0.5; replies without a verdict are left out."""
     if cfg.mode != "pairwise":
         return {}
-    from tuneforge.eval import judge
 
     before, after = results["before"].samples, results["after"].samples
     asks, after_is = [], []
@@ -147,7 +163,7 @@ def combine(cfg: Config, results: dict) -> dict[str, float]:
             )
         )
         after_is.append("B")
-    verdicts = [parse_verdict(x) for x in judge.ask(cfg, asks)]
+    verdicts = [parse_verdict(x) for x in _ask(cfg, asks)]
     points = [
         (1.0 if v == side else 0.5 if v == "C" else 0.0)
         for v, side in zip(verdicts, after_is, strict=True)
