@@ -4,8 +4,8 @@
 
 DIR/train.jsonl holds alpaca rows ({"instruction", "input", "output"}) whose questions use varied
 phrasings and whose answers are short and always end with the result ("47 + 38 = 85");
-DIR/test.jsonl holds held-out {"prompt", "answer"} rows ("What is 23 - 71?" -> "-48") for the
-before/after comparison. Operands are 10-99, the operator is + or -, results may be negative, and no
+DIR/test.jsonl holds held-out {"prompt", "answer", "worked"} rows ("What is 23 - 71?" -> "-48",
+worked "23 - 71 = -48") for the before/after comparison (answer) and a held-out loss (worked). Operands are 10-99, the operator is + or -, results may be negative, and no
 (operand, operator, operand) triple appears in both files. The output depends only on the arguments.
 """
 
@@ -46,7 +46,12 @@ def train_row(rng: random.Random, a: int, op: str, b: int) -> dict:
 
 
 def test_row(a: int, op: str, b: int) -> dict:
-    return {"prompt": TEST_PHRASING.format(a=a, op=op, b=b), "answer": str(result(a, op, b))}
+    return {
+        "prompt": TEST_PHRASING.format(a=a, op=op, b=b),
+        "answer": str(result(a, op, b)),
+        # the answer as training writes it, so a held-out loss measures the trained form
+        "worked": f"{a} {op} {b} = {result(a, op, b)}",
+    }
 
 
 def make(n_train: int, n_test: int, seed: int) -> tuple[list[dict], list[dict]]:
