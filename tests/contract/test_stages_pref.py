@@ -106,13 +106,31 @@ def test_trl_does_not_tokenize_again(stage, tmp_path, tiny_llama_dir):
     assert expected in firsts, (batch[key], expected)
 
 
+QLORA = {"name": "qlora", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
+
+
 @pytest.mark.filterwarnings("ignore")
 def test_qlora_dpo_trains(tmp_path, tiny_llama_dir):
-    method = {"name": "qlora", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
-    cfg = stage_config(tmp_path, tiny_llama_dir, write_pairs(tmp_path / "d.json"), {"name": "dpo"}, method)
+    cfg = stage_config(tmp_path, tiny_llama_dir, write_pairs(tmp_path / "d.json"), {"name": "dpo"}, QLORA)
     trainer = build_stage_trainer(cfg)
     before = _snapshot(trainer.model)
     trainer.train()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     assert abs(losses[0] - math.log(2)) < 1e-4  # the adapter starts as a no-op: policy == reference
+    _check_changes(before, trainer.model)
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("stage", ["kto", "orpo", "simpo", "rm"])
+def test_qlora_trains_every_preference_stage(stage, tmp_path, tiny_llama_dir):
+    """4-bit base (bitsandbytes on the CPU): finite loss, the adapter (and rm's head) train, the
+    quantized base does not."""
+    write, fmt, _ = STAGES[stage]
+    cfg = stage_config(tmp_path, tiny_llama_dir, write(tmp_path / "d.json"), {"name": stage}, QLORA, fmt)
+    trainer = build_stage_trainer(cfg)
+    assert any("Params4bit" in type(p).__name__ for p in trainer.model.parameters())
+    before = _snapshot(trainer.model)
+    trainer.train()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert losses and all(math.isfinite(x) for x in losses)
     _check_changes(before, trainer.model)

@@ -110,3 +110,14 @@ def test_teacher_with_another_tokenizer_is_refused(tmp_path, tiny_llama_dir, tok
     code, _, err = run_cli(capsys, "train", str(write_config(tmp_path, cfg)))
     assert code == 2
     assert "stage.teacher" in err and "different tokenizer" in err and "same model family" in err
+
+
+def test_qlora_student_trains_its_adapter_only(tmp_path, tiny_llama_dir, tiny_qwen2_dir):
+    qlora = {"name": "qlora", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
+    trainer = build_trainer(_distill(tmp_path, tiny_llama_dir, tiny_qwen2_dir, qlora), tmp_path / "run")
+    assert any("Params4bit" in type(p).__name__ for p in trainer.model.parameters())
+    before, teacher_before = snapshot(trainer.model), snapshot(trainer.teacher_model)
+    assert math.isfinite(trainer.train().training_loss)
+    assert_trained_and_frozen(before, trainer.model)
+    for name, p in trainer.teacher_model.named_parameters():
+        assert torch.equal(teacher_before[name][1], p), name

@@ -153,3 +153,14 @@ def test_data_inspect_shows_prompts(tmp_path, tiny_llama_dir, capsys):
     assert code == 0, err
     assert "--- prompt 0 (" in out and "reference answer" in out and "<|im_start|>assistant" in out
     assert "trained tokens: none (prompts only" in out
+
+
+def test_qlora_grpo_two_steps(tmp_path, tiny_llama_dir, rewards_file):
+    """4-bit base (bitsandbytes on the CPU): the adapter trains, the quantized base does not."""
+    qlora = {"name": "qlora", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
+    cfg = _grpo(tmp_path, tiny_llama_dir, [f"{rewards_file}:alternate"], method=qlora)
+    trainer = build_trainer(cfg, tmp_path / "run")
+    assert any("Params4bit" in type(p).__name__ for p in trainer.model.parameters())
+    before = snapshot(trainer.model)
+    assert math.isfinite(trainer.train().training_loss)
+    assert_trained_and_frozen(before, trainer.model)

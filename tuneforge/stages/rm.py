@@ -45,7 +45,22 @@ def load_model(cfg):
     model = load_base(cfg.model, cfg.method, auto_class=AutoModelForSequenceClassification, num_labels=1)
     for p in model.score.parameters() if hasattr(model, "score") else ():
         p.requires_grad_(True)
+    _score_in_its_own_dtype(model)
     return model
+
+
+def _score_in_its_own_dtype(model) -> None:
+    """On a quantized base the hidden states come in the compute dtype (bf16) while the trained head
+    is float32 (PEFT upcasts trainable modules), so the head casts its input to its own dtype."""
+    import torch
+
+    def cast(module, args):
+        dtype = module.weight.dtype
+        return tuple(a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+    score = getattr(model, "score", None)
+    if isinstance(score, torch.nn.Linear):
+        score.register_forward_pre_hook(cast)
 
 
 def _whole_sequences(dataset):
@@ -106,4 +121,5 @@ def load_reward_model(run_dir: str | Path):
     from peft import PeftModel
 
     base = load_base(cfg.model, cfg.method, auto_class=AutoModelForSequenceClassification, num_labels=1)
+    _score_in_its_own_dtype(base)
     return PeftModel.from_pretrained(base, run_dir / "adapter").eval()
