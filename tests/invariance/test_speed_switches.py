@@ -1,6 +1,7 @@
 """Every speed switch on = off, through a real training step: one SGD step over the same 8 samples
 gives the same loss and the same update with padding-free batches, chunked cross-entropy, dataset
-packing and length grouping as with plain padded batches and the model's own loss."""
+packing, length grouping, gradient checkpointing (with and without activation offloading to the CPU)
+and torch.compile as with plain padded batches and the model's own loss."""
 
 from __future__ import annotations
 
@@ -52,8 +53,19 @@ def baseline(tmp_path_factory, tiny_llama_dir, data):
         {"packing": True, "chunked_cross_entropy": False},
         {"group_by_length": True, "padding_free": False, "chunked_cross_entropy": True},
         {},  # the defaults: whatever is auto-enabled must be exact too
+        {"gradient_checkpointing": True},
+        {"gradient_checkpointing": True, "activation_offloading": True},
+        {"torch_compile": True},
     ],
-    ids=["padding_free+chunked", "packing", "group_by_length", "defaults"],
+    ids=[
+        "padding_free+chunked",
+        "packing",
+        "group_by_length",
+        "defaults",
+        "gradient_checkpointing",
+        "activation_offloading",
+        "torch_compile",
+    ],
 )
 def test_switch_on_equals_off(tmp_path, tiny_llama_dir, data, baseline, switches):
     loss, params = _one_step(tmp_path, tiny_llama_dir, data, "on", switches)
