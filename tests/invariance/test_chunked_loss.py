@@ -71,3 +71,23 @@ def test_small_chunks_match_one_chunk():
         torch.testing.assert_close(loss, ref.detach())
         torch.testing.assert_close(gh, grads[-1][1])
         torch.testing.assert_close(gw, grads[-1][2])
+
+
+def test_patched_prompt_learning_model_still_generates(tiny_llama_dir):
+    """generate() checks its kwargs against forward's signature when prepare_inputs_for_generation
+    takes **kwargs (PEFT prompt learning): the patched forward must show the original signature."""
+    import inspect
+
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_llama_dir),
+        PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4),
+    )
+    assert patch_chunked_loss(model)
+    lm = model.get_base_model()
+    assert "input_ids" in inspect.signature(lm.forward).parameters
+    ids = torch.tensor([[1, 5, 6, 7]])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False)
+    assert out.shape == (1, 7)

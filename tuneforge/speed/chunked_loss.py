@@ -16,6 +16,7 @@ fused kernel instead (`tuneforge.speed.setup`).
 
 from __future__ import annotations
 
+import inspect
 import types
 from typing import Any
 
@@ -121,6 +122,9 @@ def patch_chunked_loss(model: nn.Module, chunk: int = CHUNK_ROWS) -> bool:
         )
         return CausalLMOutputWithPast(loss=loss, logits=None)
 
+    # generate() validates its kwargs against forward's signature when prepare_inputs_for_generation
+    # takes **kwargs (PEFT's prompt learning does), so the patch shows the original signature
+    forward.__signature__ = inspect.signature(getattr(original, "__func__", original))
     lm.forward = types.MethodType(forward, lm)
     lm._tuneforge_chunked = original
     return True
