@@ -89,5 +89,7 @@ def test_patched_prompt_learning_model_still_generates(tiny_llama_dir):
     lm = model.get_base_model()
     assert "input_ids" in inspect.signature(lm.forward).parameters
     ids = torch.tensor([[1, 5, 6, 7]])
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False)
+    out = model.generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False
+    )
     assert out.shape == (1, 7)
