@@ -12,24 +12,6 @@ import torch
 from tests.helpers.runs import make_config, run_cli, write_alpaca, write_config
 from tests.helpers.stages import assert_trained_and_frozen, build_trainer, snapshot
 
-REWARDS_PY = """
-def alternate(completions, **kwargs):
-    return [float(i % 2) for i in range(len(completions))]
-
-def broken(completions, answer, **kwargs):
-    return [1.0 / len(a) if a != "Katze" else 1 / 0 for a in answer]
-
-def short(completions, **kwargs):
-    return [1.0]
-"""
-
-
-@pytest.fixture
-def rewards_file(tmp_path, monkeypatch):
-    (tmp_path / "my_rewards.py").write_text(REWARDS_PY)
-    monkeypatch.chdir(tmp_path)
-    return "my_rewards.py"
-
 
 def _grpo(tmp_path, model_dir, rewards, method=None, **stage):
     cfg = make_config(
@@ -164,3 +146,49 @@ def test_qlora_grpo_two_steps(tmp_path, tiny_llama_dir, rewards_file):
     before = snapshot(trainer.model)
     assert math.isfinite(trainer.train().training_loss)
     assert_trained_and_frozen(before, trainer.model)
+
+
+def test_grpo_raises_a_learnable_reward(tmp_path, tiny_llama_dir, monkeypatch):
+    """The direction of the whole loop (our prompts, rewards and trainer glue around TRL): reward the
+    completions that start with one token, and that token's probability after the prompt goes up.
+
+    The tiny model's final norm is scaled so its next-token distribution is peaked (a random model is
+    near uniform over 49k tokens, where nothing is learnable in a few steps) until its most likely first
+    token has a probability well below 1; that token is rewarded, so the group of 8 disagrees."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(10.0)
+    peaked = tmp_path / "peaked"
+    model.save_pretrained(peaked)
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(peaked)
+    # the rewarded token is only known once the prompt is rendered, so the function reads it when called
+    (tmp_path / "rewards.py").write_text(
+        "from pathlib import Path\n\n"
+        "def first_token(completion_ids, **kwargs):\n"
+        "    target = int((Path(__file__).parent / 'target.txt').read_text())\n"
+        "    return [float(ids[0] == target) for ids in completion_ids]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+
+    cfg = _grpo(tmp_path, peaked, ["rewards.py:first_token"], method={"name": "full"}, beta=0.0)
+    cfg["stage"].update(num_generations=8, max_completion_length=2)
+    cfg["data"]["max_samples"] = 1
+    cfg["train"].update(per_device_train_batch_size=8, max_steps=8, learning_rate=3e-3, save_steps=100)
+    trainer = build_trainer(cfg, tmp_path / "run")
+    prompt = torch.tensor([trainer.train_dataset[0]["prompt_ids"]])
+
+    def first_token_probs():
+        with torch.no_grad():
+            return trainer.model(input_ids=prompt).logits[0, -1].softmax(-1)
+
+    before = first_token_probs()
+    target = int(before.argmax())
+    assert 0.05 < float(before[target]) < 0.7, float(before[target])  # the group will disagree
+    (tmp_path / "target.txt").write_text(str(target))
+    trainer.train()
+    after = first_token_probs()
+    assert float(after[target]) > float(before[target]) + 0.2, (float(before[target]), float(after[target]))
+    rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
+    assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3, rewards

@@ -17,24 +17,7 @@ from tests.helpers.stages import assert_trained_and_frozen, build_trainer, snaps
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
-REWARDS_PY = """
-def alternate(completions, **kwargs):
-    return [float(i % 2) for i in range(len(completions))]
-
-def broken(completions, answer, **kwargs):
-    return [1.0 / len(a) if a != "Katze" else 1 / 0 for a in answer]
-
-def short(completions, **kwargs):
-    return [1.0]
-"""
 PROBE = torch.tensor([[1, 4093, 198, 34, 27, 34, 2]])
-
-
-@pytest.fixture
-def rewards_file(tmp_path, monkeypatch):
-    (tmp_path / "my_rewards.py").write_text(REWARDS_PY)
-    monkeypatch.chdir(tmp_path)
-    return "my_rewards.py"
 
 
 def _ppo(tmp_path, model_dir, rewards, method=None, **stage):

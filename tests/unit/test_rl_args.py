@@ -70,3 +70,19 @@ def test_batch_must_hold_whole_groups(tmp_path):
 def test_grpo_needs_rewards():
     with pytest.raises(ConfigError, match="reward_funcs"):
         load_config(None, ["stage.name=grpo"], data=dict(BASE))
+
+
+@pytest.mark.parametrize("stage", ["grpo", "ppo"])
+def test_rewarded_stages_refuse_rewards_that_all_weigh_nothing(stage):
+    with pytest.raises(ConfigError, match="every reward has weight 0"):
+        load_config(
+            None,
+            [f"stage.name={stage}", "stage.reward_funcs=[{function: exact_match, weight: 0}]"],
+            data=dict(BASE),
+        )
+    cfg = load_config(
+        None,
+        [f"stage.name={stage}", "stage.reward_funcs=[exact_match]", "stage.answer_column=gold"],
+        data=dict(BASE),
+    )
+    assert cfg.stage.answer_column == "gold" and cfg.stage.reward_funcs[0].weight == 1

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from tuneforge.errors import ConfigError
-from tuneforge.methods._base import MethodConfig
+from tuneforge.methods._base import MethodConfig, no_load_kwargs
 
 # `all-linear` for the optimizer means every linear layer but the output head (as for LoRA); HF's
 # own "all-linear" includes lm_head, whose (vocab x hidden) SVD would dominate each projection update
@@ -83,8 +83,7 @@ def check_linear_targets(model: nn.Module, cfg: LowRankOptimFields) -> None:
             )
 
 
-def load_kwargs(cfg: LowRankOptimFields) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def apply(model: nn.Module, cfg: LowRankOptimFields) -> nn.Module:

@@ -16,7 +16,7 @@ from pydantic import Field
 from torch import nn
 
 from tuneforge.errors import ConfigError
-from tuneforge.methods._base import MethodConfig
+from tuneforge.methods._base import MethodConfig, no_load_kwargs
 from tuneforge.methods._pieces import Bottleneck, attach_after, freeze_base
 from tuneforge.methods._saved import own_adapter_hooks
 
@@ -46,8 +46,7 @@ class Config(AdapterFields):
     scaling: float = Field(1.0, gt=0, description="Multiplier on the adapter's output.")
 
 
-def load_kwargs(cfg: Config) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def bottleneck_size(hidden: int, cfg: AdapterFields) -> int:

@@ -22,7 +22,7 @@ from pydantic import Field
 from torch import nn
 
 from tuneforge.errors import ConfigError
-from tuneforge.methods._base import MethodConfig
+from tuneforge.methods._base import MethodConfig, no_load_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,7 @@ class Config(MethodConfig):
     )
 
 
-def load_kwargs(cfg: Config) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def blocks(model: nn.Module, cfg: Config) -> list[list[str]]:

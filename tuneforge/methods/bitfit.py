@@ -15,7 +15,7 @@ from typing import Literal
 from torch import nn
 
 from tuneforge.errors import ConfigError
-from tuneforge.methods._base import MethodConfig
+from tuneforge.methods._base import MethodConfig, no_load_kwargs
 
 DESCRIPTION = (
     "BitFit: only the bias terms of the linear layers train (needs a model with biases, e.g. Qwen2)."
@@ -27,8 +27,7 @@ class Config(MethodConfig):
     name: Literal["bitfit"] = "bitfit"
 
 
-def load_kwargs(cfg: Config) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def biased_linears(model: nn.Module) -> dict[str, nn.Linear]:

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from tuneforge.errors import ConfigError
-from tuneforge.methods._base import MethodConfig
+from tuneforge.methods._base import MethodConfig, no_load_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,7 @@ class Config(MethodConfig):
         return value
 
 
-def load_kwargs(cfg: Config) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def apply(model, cfg: Config):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from tuneforge.methods._base import MethodConfig
+from tuneforge.methods._base import MethodConfig, no_load_kwargs
 
 DESCRIPTION = "Full fine-tuning: every parameter trains."
 SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
@@ -14,8 +14,7 @@ class Config(MethodConfig):
     name: Literal["full"] = "full"
 
 
-def load_kwargs(cfg: Config) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def apply(model, cfg: Config):

@@ -20,7 +20,7 @@ from pydantic import Field
 from torch import nn
 
 from tuneforge.errors import ConfigError
-from tuneforge.methods._base import MethodConfig
+from tuneforge.methods._base import MethodConfig, no_load_kwargs
 
 DESCRIPTION = "LLaMA-Pro: insert identity-initialised copies of decoder blocks and train only those."
 SUPPORTS = {"quantized_base": False, "merge": True, "multi_adapter": False}
@@ -36,8 +36,7 @@ class Config(MethodConfig):
     )
 
 
-def load_kwargs(cfg: Config) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def insert_after(num_layers: int, num_expand: int) -> list[int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from tuneforge.methods._base import no_load_kwargs
 from tuneforge.methods._lora_common import LoraFields, apply_lora
 
 DESCRIPTION = "LoRA: small low-rank adapters train, the base model stays frozen."
@@ -17,8 +18,7 @@ class Config(LoraFields):
     name: Literal["lora"] = "lora"
 
 
-def load_kwargs(cfg: Config) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def apply(model, cfg: Config):

@@ -21,6 +21,7 @@ import torch
 from pydantic import Field
 from transformers import TrainerCallback
 
+from tuneforge.methods._base import no_load_kwargs
 from tuneforge.methods._lora_common import LoraFields, apply_lora
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,7 @@ class Config(LoraFields):
     )
 
 
-def load_kwargs(cfg: Config) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def apply(model, cfg: Config):

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from tuneforge.methods._base import no_load_kwargs
 from tuneforge.methods._pieces import Bottleneck, attach_parallel, attach_prefixes, freeze_base
 from tuneforge.methods._saved import own_adapter_hooks
 from tuneforge.methods.adapter import AdapterFields, block_layers, bottleneck_size
@@ -35,8 +36,7 @@ class Config(AdapterFields):
     )
 
 
-def load_kwargs(cfg: Config) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def apply(model, cfg: Config):

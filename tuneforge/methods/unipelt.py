@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from tuneforge.errors import ConfigError
+from tuneforge.methods._base import no_load_kwargs
 from tuneforge.methods._pieces import (
     Bottleneck,
     LowRank,
@@ -40,8 +41,7 @@ class Config(AdapterFields):
     num_virtual_tokens: int = Field(10, gt=0, description="Prefix length: learned key/value pairs per layer.")
 
 
-def load_kwargs(cfg: Config) -> dict:
-    return {}
+load_kwargs = no_load_kwargs
 
 
 def apply(model, cfg: Config):

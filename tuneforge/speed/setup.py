@@ -1,5 +1,5 @@
 """The one place the speed switches of `train:` are applied to a model and a trainer (called by
-`tuneforge.stages._base.buildcausal_lm_trainer`; other stages can call `apply_speedups` too).
+`tuneforge.stages._base.build_causal_lm_trainer`; other stages can call `apply_speedups` too).
 
 Auto switches (``None``) turn on only where they are exact for this model, checked on the model
 itself with a tiny forward pass rather than assumed from its family:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from tuneforge.rewards import RewardConfig
-from tuneforge.stages._base import StageConfig
+from tuneforge.stages._base import RewardedStageConfig, prepare_prompt_data
 
 if TYPE_CHECKING:
     from tuneforge.train import TrainContext
@@ -28,18 +27,8 @@ SAMPLE_KIND = "conversation"
 METRIC_PREFIXES = ("reward", "rewards/", "kl", "completions/mean_length", "entropy", "clip_ratio/region_mean")
 
 
-class Config(StageConfig):
+class Config(RewardedStageConfig):
     name: Literal["grpo"] = "grpo"
-    reward_funcs: list[RewardConfig] = Field(
-        min_length=1,
-        description="Rewards summed per completion: built-ins (exact_match, contains, format, length), "
-        "'FILE.py:FUNCTION', {model: FOLDER} or {judge: URL-or-FOLDER}; each may carry a weight.",
-    )
-    answer_column: str | None = Field(
-        None,
-        description="Column holding the reference answer passed to rewards as `answer` "
-        "(default: the row's last assistant turn, e.g. alpaca's output).",
-    )
     num_generations: int = Field(4, ge=2, description="Completions sampled per prompt (the group).")
     max_completion_length: int = Field(64, gt=0, description="Tokens generated per completion.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature for the completions.")
@@ -59,12 +48,6 @@ class Config(StageConfig):
         False, description="Leave completions cut at max_completion_length out of the loss."
     )
     log_completions: bool = Field(False, description="Print a table of sampled completions when logging.")
-
-    @model_validator(mode="after")
-    def _weights(self) -> Config:
-        if all(r.weight == 0 for r in self.reward_funcs):
-            raise ValueError("every reward has weight 0; give at least one a non-zero weight")
-        return self
 
 
 def grpo_arguments(cfg: Config, training_args, has_eval: bool):
@@ -106,10 +89,7 @@ def grpo_arguments(cfg: Config, training_args, has_eval: bool):
     )
 
 
-def prepare_data(cfg, tokenizer, template, sample_kind: str):
-    from tuneforge.data.prompts import prepare_prompts
-
-    return prepare_prompts(cfg, tokenizer, template, cfg.stage.answer_column)
+prepare_data = prepare_prompt_data
 
 
 def build_trainer(ctx: TrainContext):

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from tuneforge.rewards import RewardConfig
-from tuneforge.stages._base import StageConfig
+from tuneforge.stages._base import RewardedStageConfig, prepare_prompt_data
 
 if TYPE_CHECKING:
     from tuneforge.train import TrainContext
@@ -37,19 +36,8 @@ SAMPLE_KIND = "conversation"
 METRIC_PREFIXES = ("reward", "rewards/", "kl", "policy_loss", "value_loss", "clipfrac", "completions/")
 
 
-class Config(StageConfig):
+class Config(RewardedStageConfig):
     name: Literal["ppo"] = "ppo"
-    reward_funcs: list[RewardConfig] = Field(
-        min_length=1,
-        description="Rewards summed per response: built-ins (exact_match, contains, format, length), "
-        "'FILE.py:FUNCTION', {model: FOLDER} (a reward model or an rm run folder) or {judge: URL-or-FOLDER}; "
-        "each may carry a weight.",
-    )
-    answer_column: str | None = Field(
-        None,
-        description="Column holding the reference answer passed to rewards as `answer` "
-        "(default: the row's last assistant turn, e.g. alpaca's output).",
-    )
     # generation
     response_length: int = Field(64, gt=0, description="Tokens generated per response (at most).")
     temperature: float = Field(
@@ -93,17 +81,8 @@ class Config(StageConfig):
         True, description="Turn dropout off in the policy, so the rollout's and the update's log-probs agree."
     )
 
-    @model_validator(mode="after")
-    def _weights(self) -> Config:
-        if all(r.weight == 0 for r in self.reward_funcs):
-            raise ValueError("every reward has weight 0; give at least one a non-zero weight")
-        return self
 
-
-def prepare_data(cfg, tokenizer, template, sample_kind: str):
-    from tuneforge.data.prompts import prepare_prompts
-
-    return prepare_prompts(cfg, tokenizer, template, cfg.stage.answer_column)
+prepare_data = prepare_prompt_data
 
 
 def rollout_size(cfg: Config, training_args) -> int:
