@@ -117,7 +117,23 @@ def load_model(cfg: ModelConfig, method_cfg: Any, auto_class: Any = None, **extr
         kwargs["attn_implementation"] = cfg.attn_implementation
     kwargs.update(method.load_kwargs(method_cfg))
     kwargs.update(extra)
-    return _from_source((auto_class or AutoModelForCausalLM).from_pretrained, cfg, source, **kwargs)
+    model = _from_source((auto_class or AutoModelForCausalLM).from_pretrained, cfg, source, **kwargs)
+    keep_4bit_layers_exact(model)
+    return model
+
+
+def keep_4bit_layers_exact(model: torch.nn.Module) -> None:
+    """Turn off bitsandbytes' CPU inference repack on every 4-bit layer.
+
+    On CPUs with AVX512-BF16, bitsandbytes repacks a 4-bit weight in place on its first eval-mode
+    forward without grad. From then on the layer computes in bf16, a later training step loses the
+    gradient to its input (the packed gemv has no autograd: LoRA layers below stop learning after
+    the first evaluation), and the weight no longer dequantizes. Training, evaluation and merge all
+    need the exact path, so we keep it.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def model_from_state_dict(config, state_dict: dict[str, torch.Tensor], dtype: torch.dtype):

@@ -50,6 +50,12 @@ def dequantize_weight(layer: nn.Module) -> torch.Tensor:
 
     w = layer.weight
     if isinstance(w, bnb.nn.Params4bit):
+        if getattr(w.quant_state, "packing_format_for_cpu", False):
+            # repacked by a CPU eval forward outside our loader (see keep_4bit_layers_exact); undo
+            # it as bitsandbytes does before saving
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+            w.data, w.quant_state = _convert_weight_packed_for_cpu_inverse(w.data, w.quant_state)
         return bnb.functional.dequantize_4bit(w.data, w.quant_state)
     if isinstance(w, bnb.nn.Int8Params):
         scb = w.SCB if getattr(w, "SCB", None) is not None else layer.state.SCB
