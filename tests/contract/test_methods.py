@@ -494,6 +494,9 @@ for job in json.load(open(sys.argv[1])):
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(job["base"], **kwargs), job["saved"])
     else:
         model = AutoModelForCausalLM.from_pretrained(job["saved"])
+    for m in model.modules():  # plain bitsandbytes evaluates 4-bit layers in bf16 on AVX512-BF16
+        if hasattr(m, "support_avx512bf16_for_cpu"):  # CPUs; compare on the exact path, as we train
+            m.support_avx512bf16_for_cpu = False
     model.eval()
     with torch.no_grad():
         out = {"logits": model(input_ids=ids).logits[:, -ids.shape[1]:].float().cpu()}

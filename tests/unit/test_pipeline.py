@@ -57,7 +57,7 @@ def test_second_run_hits_the_cache(tmp_path, tokenizer, tiny_llama_dir, monkeypa
     def boom(*args, **kwargs):
         raise AssertionError("rendered again despite the cache")
 
-    monkeypatch.setattr("tuneforge.data.pipeline.render_conversations", boom)
+    monkeypatch.setattr("tuneforge.data.pipeline.render_conversation_chunks", boom)
     second = _prepare(tmp_path, tokenizer, tiny_llama_dir)
     assert second.cache_hit and second.fingerprint == first.fingerprint
     assert second.train["input_ids"] == first.train["input_ids"]

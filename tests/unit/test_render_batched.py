@@ -46,3 +46,32 @@ def test_batched_equals_one_by_one(tokenizer, template_name, opts):
             continue
         assert got.input_ids == want.input_ids and got.labels == want.labels
     assert any(isinstance(r, DropSample) for r in batched)
+
+
+TEXTS = [
+    "Hi  there 日本語 😀 x\n\n  y",
+    "<|im_start|>user\nwhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n",
+    "   leading spaces,\ttabs\t\tand trailing   ",
+    "emoji run 😀😀👍🏽 combining é and ﬁ ligature\n",
+]
+
+
+@pytest.mark.parametrize("shift", [0, 1])
+@pytest.mark.parametrize("text", TEXTS)
+def test_boundary_lookups_equal_bisect_over_all_offsets(tokenizer, text, shift):
+    """`_Tokens` finds a character's token from the Rust encoding without building every offset; at
+    every position it must answer what bisect over the full offsets answers (shift 1: a bos in front)."""
+    from bisect import bisect_left, bisect_right
+
+    from tuneforge.data.render import _Tokens
+
+    enc = tokenizer.backend_tokenizer.encode(text, add_special_tokens=False)
+    tokens = _Tokens([0] * shift + enc.ids, enc, shift)
+    offsets = [(0, 0)] * shift + enc.offsets
+    starts = [s for s, _ in offsets]
+    ends = [e if e > s else s + 1 for s, e in offsets]
+    if not text.isascii():  # byte tokens of one character share its offsets: the walk must meet them
+        assert any(b[0] == a[0] for a, b in zip(offsets, offsets[1:], strict=False))
+    for pos in range(len(text) + 1):
+        assert tokens.first_ending_after(pos) == bisect_right(ends, pos), pos
+        assert tokens.first_starting_at(pos) == bisect_left(starts, pos), pos

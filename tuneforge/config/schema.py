@@ -170,6 +170,12 @@ class TrainConfig(Section):
         description="Compute the loss from hidden states in chunks, never the full tokens x vocab "
         "logits. null: on when it matches the model's own loss (checked at start).",
     )
+    fused_lora_dropout: bool | None = Field(
+        None,
+        description="LoRA dropout computed inside lora_A, keeping x once and a 1-byte mask instead of "
+        "a float mask and a dropped copy per layer. null: on for every plain LoRA layer with "
+        "lora_dropout > 0.",
+    )
     longest_first: bool = Field(
         True, description="Put the longest sample in the first batch, so out-of-memory shows at step 1."
     )

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from jinja2.exceptions import TemplateError
@@ -116,8 +118,7 @@ def _tool_call(tc: ToolCall) -> dict:
 def render_conversation(conv: Conversation, tokenizer, template: Template, opts: RenderOptions) -> Rendered:
     """Ids and labels for one conversation, following the masking contract and truncation policy."""
     pending = _prepare(conv, tokenizer, template, opts)
-    ids, offsets = _encode(tokenizer, pending.turns.text)
-    return _finish(pending, ids, offsets, opts)
+    return _finish(pending, _encode(tokenizer, pending.turns.text), opts)
 
 
 def render_conversations(
@@ -127,20 +128,59 @@ def render_conversations(
     DropSample in its place where it is dropped): the templates are rendered one by one, then all
     the texts are tokenized in one batched call of the Rust tokenizer, which skips the Python
     tokenizer wrapper's per-call work and spreads the batch over the CPU cores."""
-    out: list[Rendered | DropSample] = []
-    pending: list[tuple[int, _Pending]] = []
+    prepared = prepare_conversations(convs, tokenizer, template, opts)
+    texts = [p.turns.text for p in prepared if not isinstance(p, DropSample)]
+    return finish_conversations(prepared, _encode_many(tokenizer, texts), tokenizer, opts)
+
+
+def render_conversation_chunks(
+    chunks: Iterable[list[Conversation]], tokenizer, template: Template, opts: RenderOptions
+) -> Iterator[list[Rendered | DropSample]]:
+    """`render_conversations` for each chunk in turn, yielded in order. A chunk's batched encode runs
+    in a background thread (the Rust tokenizer releases the GIL) while the next chunk's templates
+    render and the previous chunk's labels are made, so both cores stay busy."""
+    with ThreadPoolExecutor(1) as pool:
+        waiting = None
+        for convs in chunks:
+            prepared = prepare_conversations(convs, tokenizer, template, opts)
+            texts = [p.turns.text for p in prepared if not isinstance(p, DropSample)]
+            encoding = pool.submit(_encode_many, tokenizer, texts)
+            if waiting is not None:
+                yield finish_conversations(*waiting, tokenizer, opts)
+            waiting = (prepared, encoding)
+        if waiting is not None:
+            yield finish_conversations(*waiting, tokenizer, opts)
+
+
+def prepare_conversations(
+    convs: list[Conversation], tokenizer, template: Template, opts: RenderOptions
+) -> list[_Pending | DropSample]:
+    """The Python half of `render_conversations`: each conversation rendered to text with its
+    trained character ranges (or its DropSample)."""
+    out: list[_Pending | DropSample] = []
     for conv in convs:
         try:
-            pending.append((len(out), _prepare(conv, tokenizer, template, opts)))
-            out.append(None)  # type: ignore[arg-type]  # filled below
+            out.append(_prepare(conv, tokenizer, template, opts))
         except DropSample as e:
             out.append(e)
-    encoded = _encode_many(tokenizer, [p.turns.text for _, p in pending])
-    for (at, p), (ids, offsets) in zip(pending, encoded, strict=True):
+    return out
+
+
+def finish_conversations(
+    prepared: list[_Pending | DropSample], tokens: list[_Tokens] | Future, tokenizer, opts: RenderOptions
+) -> list[Rendered | DropSample]:
+    """The other half of `render_conversations`: labels and truncation, given the tokens of the
+    prepared texts (or a future of them)."""
+    encoded = iter(tokens.result() if isinstance(tokens, Future) else tokens)
+    out: list[Rendered | DropSample] = []
+    for p in prepared:
+        if isinstance(p, DropSample):
+            out.append(p)
+            continue
         try:
-            out[at] = _finish(p, ids, offsets, opts)
+            out.append(_finish(p, next(encoded), opts))
         except DropSample as e:
-            out[at] = e
+            out.append(e)
     return out
 
 
@@ -164,12 +204,13 @@ def _prepare(conv: Conversation, tokenizer, template: Template, opts: RenderOpti
     return _Pending(turns, _trained_ranges(template, msgs, trained, turns, opts), len(msgs))
 
 
-def _finish(p: _Pending, ids: list[int], offsets: list[tuple[int, int]], opts: RenderOptions) -> Rendered:
-    labels = _label(ids, offsets, p.ranges)
+def _finish(p: _Pending, tokens: _Tokens, opts: RenderOptions) -> Rendered:
+    labels = _label(tokens, p.ranges)
     if not _any_trained(labels):
         raise DropSample(NOTHING_TO_TRAIN)
+    ids = tokens.ids
     if len(ids) > opts.max_length:
-        ids, labels = _truncate(ids, labels, offsets, p.turns, p.n_messages, opts.max_length)
+        ids, labels = _truncate(ids, labels, tokens, p.turns, p.n_messages, opts.max_length)
     return Rendered(ids, labels)
 
 
@@ -219,10 +260,9 @@ def _trained_ranges(
     return ranges
 
 
-def _truncate(ids, labels, offsets, turns: _Turns, n_messages: int, max_length: int):
+def _truncate(ids, labels, tokens: _Tokens, turns: _Turns, n_messages: int, max_length: int):
     """Whole turns up to the last one with a trained token that fit; else cut inside the first answer."""
-    token_starts = [s for s, _ in offsets]
-    cuts = [bisect_left(token_starts, b) for i in range(n_messages) if (b := turns.boundary(i)) is not None]
+    cuts = [tokens.first_starting_at(b) for i in range(n_messages) if (b := turns.boundary(i)) is not None]
     fitting = [t for t in cuts if t <= max_length]
     trained_at = [k for k in range(1, max(fitting, default=0)) if labels[k] != IGNORE_INDEX]
     keep = min(t for t in fitting if t > trained_at[-1]) if trained_at else max_length
@@ -343,51 +383,101 @@ def _check_nothing_lost(template: Template, msgs: list[Message], tools, turns: _
             )
 
 
-def _encode(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-    if not getattr(tokenizer, "is_fast", False):
+def _encode(tokenizer, text: str) -> _Tokens:
+    return _encode_many(tokenizer, [text])[0]
+
+
+def _encode_many(tokenizer, texts: list[str]) -> list[_Tokens]:
+    """The texts' tokens (no special tokens added, a bos in front where `_with_bos` puts one), in one
+    call of the backend (Rust) tokenizer."""
+    if not texts:
+        return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if not getattr(tokenizer, "is_fast", False) or backend is None:
         raise ConfigError(
             f"the renderer needs a fast tokenizer (one with a tokenizer.json) for character offsets; "
             f"{type(tokenizer).__name__} is not one; convert the tokenizer or use the model's fast tokenizer"
         )
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
-    with_bos = _with_bos(tokenizer, text, ids)
-    if len(with_bos) > len(ids):
-        offsets.insert(0, (0, 0))
-    return with_bos, offsets
-
-
-def _encode_many(tokenizer, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-    """`_encode` for many texts: one call of the backend (Rust) tokenizer."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None or not texts:
-        return [_encode(tokenizer, t) for t in texts]
+    bos = _bos_to_add(tokenizer)
     out = []
     for text, enc in zip(texts, backend.encode_batch(texts, add_special_tokens=False), strict=True):
-        ids, offsets = list(enc.ids), list(enc.offsets)
-        with_bos = _with_bos(tokenizer, text, ids)
-        if len(with_bos) > len(ids):
-            offsets.insert(0, (0, 0))
-        out.append((with_bos, offsets))
+        ids = enc.ids
+        shift = bos is not None and not text.startswith(bos[1]) and not (ids and ids[0] == bos[0])
+        out.append(_Tokens([bos[0], *ids] if shift else ids, enc, int(shift)))
     return out
+
+
+class _Tokens:
+    """A text's token ids, and where its characters fall among them.
+
+    Converting every token's offsets to Python costs more than the rest of labelling, and a sample
+    needs only a few places (each trained range's ends, turn boundaries when truncating): those are
+    found from the Rust encoding (`char_to_token`, then a step or two along the neighbours to meet
+    the bisect definitions exactly, as byte tokens of one character share its offsets). The full
+    offsets are built only where a character belongs to no token. Token 0 is a put-in-front bos
+    when ``shift`` is 1, a zero-width token at position 0.
+    """
+
+    __slots__ = ("_enc", "_offsets", "_shift", "ids")
+
+    def __init__(self, ids: list[int], enc, shift: int):
+        self.ids, self._enc, self._shift = ids, enc, shift
+        self._offsets: list[tuple[int, int]] | None = None
+
+    def offsets(self) -> list[tuple[int, int]]:
+        if self._offsets is None:
+            self._offsets = [(0, 0)] * self._shift + self._enc.offsets
+        return self._offsets
+
+    def _span(self, k: int) -> tuple[int, int]:
+        """Token k's (start, end), a zero-width token counted as covering its own position."""
+        s, e = (0, 0) if k < self._shift else self._enc.token_to_chars(k - self._shift)
+        return s, e if e > s else s + 1
+
+    def first_ending_after(self, a: int) -> int:
+        """The first token whose characters end after position ``a``."""
+        t = self._enc.char_to_token(a)
+        if t is None:
+            return bisect_right([e if e > s else s + 1 for s, e in self.offsets()], a)
+        k = t + self._shift
+        while k > 0 and self._span(k - 1)[1] > a:
+            k -= 1
+        return k
+
+    def first_starting_at(self, b: int) -> int:
+        """The first token whose characters start at or after position ``b``."""
+        t = self._enc.char_to_token(b - 1) if b > 0 else None
+        if t is None:
+            return bisect_left([s for s, _ in self.offsets()], b)
+        k = t + self._shift + 1
+        while k < len(self.ids) and self._span(k)[0] < b:
+            k += 1
+        return k
+
+
+def _bos_to_add(tokenizer) -> tuple[int, str] | None:
+    """(id, text) of the bos token when the tokenizer adds one on its own, else None."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return None
+    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return (bos, tokenizer.bos_token) if probe and probe[0] == bos else None
 
 
 def _with_bos(tokenizer, text: str, ids: list[int]) -> list[int]:
     """Put the bos token in front when the tokenizer adds one on its own and the text lacks it."""
-    bos = tokenizer.bos_token_id
-    if bos is None or text.startswith(tokenizer.bos_token) or (ids and ids[0] == bos):
+    bos = _bos_to_add(tokenizer)
+    if bos is None or text.startswith(bos[1]) or (ids and ids[0] == bos[0]):
         return ids
-    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return [bos, *ids] if probe and probe[0] == bos else ids
+    return [bos[0], *ids]
 
 
-def _label(ids: list[int], offsets: list[tuple[int, int]], ranges: list[tuple[int, int]]) -> list[int]:
+def _label(tokens: _Tokens, ranges: list[tuple[int, int]]) -> list[int]:
     """A token is trained when its characters overlap a trained range."""
+    ids = tokens.ids
     labels = [IGNORE_INDEX] * len(ids)
-    starts = [s for s, _ in offsets]
-    ends = [e if e > s else s + 1 for s, e in offsets]  # a zero-width token (an added bos) is its position
     for a, b in ranges:
-        first, stop = bisect_right(ends, a), bisect_left(starts, b)
+        first, stop = tokens.first_ending_after(a), tokens.first_starting_at(b)
         labels[first:stop] = ids[first:stop]
     return labels
 

@@ -2,6 +2,8 @@
 
 - `tuneforge.speed.chunked_loss`: next-token loss from hidden states in row chunks, so the full
   [tokens x vocab] logits are never materialised (`train.chunked_cross_entropy`).
+- `tuneforge.speed.lora_dropout`: LoRA dropout fused into lora_A, keeping x once and a one-byte
+  mask for backward instead of a float mask and a dropped copy per layer (`train.fused_lora_dropout`).
 - `tuneforge.speed.collate`: padding-free batching (`train.padding_free`): the samples of a batch
   are laid end to end in rows with position ids restarting per sample; `packing.py` packs the
   dataset itself into rows of `data.max_length` (`train.packing`).
@@ -19,6 +21,7 @@ TRAIN_FIELDS = frozenset(
         "packing",
         "padding_free",
         "chunked_cross_entropy",
+        "fused_lora_dropout",
         "longest_first",
         "group_by_length",
         "activation_offloading",

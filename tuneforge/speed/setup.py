@@ -4,7 +4,8 @@
 Auto switches (``None``) turn on only where they are exact for this model, checked on the model
 itself with a tiny forward pass rather than assumed from its family:
 - chunked_cross_entropy: the patched loss must equal the model's own loss;
-- padding_free: packed logits must equal the logits of the samples run one by one.
+- padding_free: packed logits must equal the logits of the samples run one by one;
+- fused_lora_dropout: every plain LoRA layer with dropout (`tuneforge.speed.lora_dropout`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class SpeedPlan:
 
     chunked_cross_entropy: bool = False
     padding_free: bool = False
+    fused_lora_dropout: int = 0  # LoRA layers whose dropout was fused
     packing: bool = False
     row_tokens: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -43,7 +45,8 @@ class SpeedPlan:
 
 
 def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedPlan:
-    """Apply `train.chunked_cross_entropy` / `padding_free` / `packing` to ``model`` and say which."""
+    """Apply `train.chunked_cross_entropy` / `fused_lora_dropout` / `padding_free` / `packing` to
+    ``model`` and say which."""
     from tuneforge.speed.chunked_loss import patch_chunked_loss, unpatch_chunked_loss
 
     plan = SpeedPlan(packing=train_cfg.packing, row_tokens=max_length)
@@ -62,6 +65,15 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
                 "train.chunked_cross_entropy=true, but this model's output head is not a plain Linear "
                 "(LoRA on lm_head, a bias, or soft-capped logits); set it to null or false"
             )
+    if train_cfg.fused_lora_dropout is not False:
+        from tuneforge.speed.lora_dropout import fuse_lora_dropout
+
+        plan.fused_lora_dropout = fuse_lora_dropout(model)
+        if train_cfg.fused_lora_dropout and not plan.fused_lora_dropout:
+            raise ConfigError(
+                "train.fused_lora_dropout=true, but no plain LoRA layer has dropout (it needs "
+                "method.lora_dropout > 0 and no DoRA); set it to null or false"
+            )
     want_pf = train_cfg.padding_free
     if want_pf or train_cfg.packing or want_pf is None:
         ok = packed_attention_works(model)
@@ -76,10 +88,11 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
         if not ok:
             plan.notes.append("padding-free off: this model does not keep packed samples apart")
     log.info(
-        "speed: chunked_cross_entropy=%s padding_free=%s packing=%s %s",
+        "speed: chunked_cross_entropy=%s padding_free=%s packing=%s fused_lora_dropout=%d layers %s",
         plan.chunked_cross_entropy,
         plan.padding_free,
         plan.packing,
+        plan.fused_lora_dropout,
         "; ".join(plan.notes),
     )
     return plan

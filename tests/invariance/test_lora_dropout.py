@@ -1,0 +1,185 @@
+"""`train.fused_lora_dropout` on = off: with the same drop masks, a LoRA model whose dropout is fused
+into lora_A gives the same loss and gradients as PEFT's own dropout path, and keeps far fewer bytes
+for backward."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from tuneforge.config.schema import ModelConfig, TrainConfig
+from tuneforge.errors import ConfigError
+from tuneforge.methods import METHODS
+from tuneforge.models.load import load_model
+from tuneforge.models.wrap import wrap
+from tuneforge.speed import lora_dropout
+from tuneforge.speed.lora_dropout import dropout_linear, fuse_lora_dropout, keep_mask, unfuse_lora_dropout
+from tuneforge.speed.setup import apply_speedups
+
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def lora_model(model_dir, method: str = "lora", dropout: float = 0.1, **extra):
+    cfg = METHODS.get(method).Config(r=4, lora_alpha=8, lora_dropout=dropout, target_modules=TARGETS, **extra)
+    model = wrap(load_model(ModelConfig(name_or_path=str(model_dir)), cfg), cfg)
+    with torch.no_grad():  # LoRA B starts at zero, which would hide every gradient below it
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    return model
+
+
+def test_dropout_linear_equals_linear_of_the_masked_input():
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 32, requires_grad=True)
+    w = torch.randn(4, 32, requires_grad=True)
+    g = torch.randn(3, 7, 4)
+    torch.manual_seed(1)
+    out = dropout_linear(x, w, 0.3)
+    out.backward(g)
+    got = out.detach(), x.grad.clone(), w.grad.clone()
+    x.grad = w.grad = None
+    torch.manual_seed(1)
+    keep, p = keep_mask(x.shape, 0.3, x.device)
+    ref = nn.functional.linear(x * keep / (1 - p), w)
+    ref.backward(g)
+    for a, b in zip(got, (ref.detach(), x.grad, w.grad), strict=True):
+        torch.testing.assert_close(a, b)
+    assert abs(p - 0.3) < 1e-4 and 0.25 < 1 - keep.float().mean() < 0.35
+
+
+def test_drop_rate_follows_p():
+    for p in (0.05, 0.5):
+        keep, p_exact = keep_mask(torch.Size([200, 1000]), p, torch.device("cpu"))
+        assert keep.dtype == torch.uint8 and set(keep.unique().tolist()) == {0, 1}
+        assert abs(p_exact - p) <= 1 / 65536
+        assert abs(1 - keep.float().mean().item() - p) < 0.005
+
+
+class Recorder:
+    """Records every mask the fused path draws, per lora_A, to replay them through PEFT's path."""
+
+    def __init__(self, monkeypatch):
+        self.masks: list[torch.Tensor] = []
+        real = lora_dropout.keep_mask
+
+        def recording(shape, p, device):
+            keep, p_exact = real(shape, p, device)
+            self.masks.append((keep, p_exact))
+            return keep, p_exact
+
+        monkeypatch.setattr(lora_dropout, "keep_mask", recording)
+
+
+class Replay(nn.Module):
+    """Stands in for nn.Dropout: applies the next recorded mask."""
+
+    def __init__(self, masks):
+        super().__init__()
+        self.masks = masks
+
+    def forward(self, x):
+        keep, p = self.masks.pop(0)
+        return x * keep / (1 - p)
+
+
+def loss_and_grads(model, ids):
+    model.train()
+    model.zero_grad()
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_fused_equals_peft_dropout_with_the_same_masks(tiny_llama_dir, monkeypatch):
+    model = lora_model(tiny_llama_dir)
+    assert fuse_lora_dropout(model) == 2 * len(TARGETS)  # two layers
+    recorder = Recorder(monkeypatch)
+    ids = torch.randint(0, 1000, (2, 12), generator=torch.Generator().manual_seed(0))
+    fused_loss, fused_grads = loss_and_grads(model, ids)
+    masks = list(recorder.masks)
+    assert len(masks) == 2 * len(TARGETS)
+
+    unfuse_lora_dropout(model)
+    order = []  # the order PEFT calls the dropouts in is the forward order, as the masks were drawn
+    for module in model.modules():
+        if hasattr(module, "lora_dropout"):
+            assert isinstance(module.lora_dropout["default"], nn.Dropout)
+            order.append(module)
+    replay = Replay(masks)
+    for module in order:
+        module.lora_dropout["default"] = replay
+    loss, grads = loss_and_grads(model, ids)
+    assert not replay.masks, "every recorded mask is used once"
+    torch.testing.assert_close(fused_loss, loss)
+    assert fused_grads.keys() == grads.keys()
+    for name in grads:
+        assert grads[name].abs().sum() > 0, name
+        torch.testing.assert_close(fused_grads[name], grads[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+def saved_bytes(model, ids) -> int:
+    """Bytes autograd keeps for the transformer body (the logits would swamp a tiny model's body)."""
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    model.train()
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model.get_base_model().model(input_ids=ids).last_hidden_state.sum()
+    return sum(n for ptr, n in storages.items() if ptr not in params)
+
+
+def test_fused_dropout_keeps_fewer_bytes_for_backward(tiny_llama_dir):
+    model = lora_model(tiny_llama_dir)
+    ids = torch.randint(0, 1000, (4, 64), generator=torch.Generator().manual_seed(0))
+    plain = saved_bytes(model, ids)
+    fuse_lora_dropout(model)
+    fused = saved_bytes(model, ids)
+    assert fused < 0.75 * plain, (fused, plain)
+
+
+def test_eval_and_no_grad_paths(tiny_llama_dir):
+    model = lora_model(tiny_llama_dir)
+    ids = torch.randint(0, 1000, (1, 10), generator=torch.Generator().manual_seed(0))
+    model.eval()
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+    fuse_lora_dropout(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, before)  # eval: no dropout
+        model.train()
+        assert not torch.allclose(model(input_ids=ids).logits, before)  # training without autograd drops
+
+
+def test_a_deep_copy_uses_its_own_weights(tiny_llama_dir):
+    model = lora_model(tiny_llama_dir)
+    fuse_lora_dropout(model)
+    twin = copy.deepcopy(model)
+    layer = next(m for m in twin.modules() if hasattr(m, "lora_A"))
+    assert layer.lora_A["default"].forward.__self__ is layer.lora_A["default"]
+
+
+def test_speedups_fuse_by_default_and_refuse_when_nothing_fits(tiny_llama_dir):
+    plan = apply_speedups(lora_model(tiny_llama_dir), TrainConfig(), max_length=64)
+    assert plan.fused_lora_dropout == 2 * len(TARGETS)
+    off = apply_speedups(lora_model(tiny_llama_dir), TrainConfig(fused_lora_dropout=False), max_length=64)
+    assert off.fused_lora_dropout == 0
+    with pytest.raises(ConfigError, match="method.lora_dropout > 0"):
+        apply_speedups(lora_model(tiny_llama_dir, dropout=0.0), TrainConfig(fused_lora_dropout=True), 64)
+    dora = lora_model(tiny_llama_dir, use_dora=True)
+    assert apply_speedups(dora, TrainConfig(), max_length=64).fused_lora_dropout == 0
+
+
+def test_qlora_layers_are_fused(tiny_llama_dir):
+    model = lora_model(tiny_llama_dir, method="qlora", bits=4)
+    assert fuse_lora_dropout(model) == 2 * len(TARGETS)
+    ids = torch.randint(0, 1000, (1, 10), generator=torch.Generator().manual_seed(0))
+    _, grads = loss_and_grads(model, ids)
+    assert all(g.abs().sum() > 0 for g in grads.values())
