@@ -176,6 +176,12 @@ class TrainConfig(Section):
         "a float mask and a dropped copy per layer. null: on for every plain LoRA layer with "
         "lora_dropout > 0.",
     )
+    return_freed_memory: bool | None = Field(
+        None,
+        description="Fix glibc's mmap threshold at 1 MiB so freed tensors from 1 MiB up go back to the "
+        "system instead of staying in the heap (a third less peak memory on SmolLM2, same speed). "
+        "null: on where the C library is glibc.",
+    )
     longest_first: bool = Field(
         True, description="Put the longest sample in the first batch, so out-of-memory shows at step 1."
     )

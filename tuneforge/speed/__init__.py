@@ -4,6 +4,8 @@
   [tokens x vocab] logits are never materialised (`train.chunked_cross_entropy`).
 - `tuneforge.speed.lora_dropout`: LoRA dropout fused into lora_A, keeping x once and a one-byte
   mask for backward instead of a float mask and a dropped copy per layer (`train.fused_lora_dropout`).
+- `tuneforge.speed.host_memory`: glibc's mmap threshold fixed, so freed activations go back to the
+  system (`train.return_freed_memory`).
 - `tuneforge.speed.collate`: padding-free batching (`train.padding_free`): the samples of a batch
   are laid end to end in rows with position ids restarting per sample; `packing.py` packs the
   dataset itself into rows of `data.max_length` (`train.packing`).
@@ -22,6 +24,7 @@ TRAIN_FIELDS = frozenset(
         "padding_free",
         "chunked_cross_entropy",
         "fused_lora_dropout",
+        "return_freed_memory",
         "longest_first",
         "group_by_length",
         "activation_offloading",

@@ -8,7 +8,8 @@ speed measured for a few seconds now. The model:
            state of the trained parameters + activations of the largest batch + loss buffer
     activations per token and layer (float32, Llama-style block, sdpa/eager):
            8 h + 4 kv + 4 i floats, + heads x row length (attention probabilities, CPU math path),
-           + LoRA's dropout copies (6 h + i) when LoRA targets every linear layer
+           + what LoRA keeps when it targets every linear layer (`_lora_floats`: its inputs, and
+           its dropout's masks and copies, fewer with train.fused_lora_dropout)
     loss buffer: one chunk of logits with chunked cross-entropy, else 3 x tokens x vocab floats
            (logits, log-softmax, their gradient)
     tokens/s = matmul FLOP/s x EFFICIENCY / FLOPs per token (6 N for full fine-tuning, 4 N + the
@@ -120,7 +121,7 @@ def estimate(cfg, config, lengths: list[int], trained_share: float, flops: float
     row = min(cfg.data.max_length, sum(batch)) if padding_free else max(batch)
     per_token_layer = 8 * s.hidden + 4 * s.kv_hidden + 4 * s.intermediate + s.heads * row
     if lora:
-        per_token_layer += 6 * s.hidden + s.intermediate
+        per_token_layer += _lora_floats(s, cfg.method, t)
     if t.gradient_checkpointing:
         per_token_layer = s.hidden + (per_token_layer / s.layers)  # inputs kept, one layer recomputed
     chunked = t.chunked_cross_entropy is not False
@@ -151,6 +152,19 @@ def estimate(cfg, config, lengths: list[int], trained_share: float, flops: float
         tokens_per_step=t.per_device_train_batch_size * avg,
         matmul_gflops=flops / 1e9,
     )
+
+
+def _lora_floats(s: Shape, method_cfg, t) -> float:
+    """Floats per token and layer that LoRA on every projection keeps for backward (counted with
+    saved-tensor hooks on SmolLM2): the projections' inputs, 2 h + i (q/k/v and gate/up share
+    theirs); with PEFT's dropout instead a float mask and a dropped copy per projection, 12 h + 2 i;
+    with the fused dropout the inputs plus a one-byte mask per projection input, (6 h + i) / 4."""
+    inputs = 2 * s.hidden + s.intermediate
+    if not getattr(method_cfg, "lora_dropout", 0):
+        return inputs
+    if t.fused_lora_dropout is False:
+        return 12 * s.hidden + 2 * s.intermediate
+    return inputs + (6 * s.hidden + s.intermediate) / 4
 
 
 def _expected_max(lengths: list[int], k: int) -> float:

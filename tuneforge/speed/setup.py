@@ -5,7 +5,8 @@ Auto switches (``None``) turn on only where they are exact for this model, check
 itself with a tiny forward pass rather than assumed from its family:
 - chunked_cross_entropy: the patched loss must equal the model's own loss;
 - padding_free: packed logits must equal the logits of the samples run one by one;
-- fused_lora_dropout: every plain LoRA layer with dropout (`tuneforge.speed.lora_dropout`).
+- fused_lora_dropout: every plain LoRA layer with dropout (`tuneforge.speed.lora_dropout`);
+- return_freed_memory: where the C library is glibc (`tuneforge.speed.host_memory`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class SpeedPlan:
     chunked_cross_entropy: bool = False
     padding_free: bool = False
     fused_lora_dropout: int = 0  # LoRA layers whose dropout was fused
+    return_freed_memory: bool = False
     packing: bool = False
     row_tokens: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -45,8 +47,8 @@ class SpeedPlan:
 
 
 def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedPlan:
-    """Apply `train.chunked_cross_entropy` / `fused_lora_dropout` / `padding_free` / `packing` to
-    ``model`` and say which."""
+    """Apply `train.chunked_cross_entropy` / `fused_lora_dropout` / `return_freed_memory` /
+    `padding_free` / `packing` to ``model`` and say which."""
     from tuneforge.speed.chunked_loss import patch_chunked_loss, unpatch_chunked_loss
 
     plan = SpeedPlan(packing=train_cfg.packing, row_tokens=max_length)
@@ -74,6 +76,15 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
                 "train.fused_lora_dropout=true, but no plain LoRA layer has dropout (it needs "
                 "method.lora_dropout > 0 and no DoRA); set it to null or false"
             )
+    if train_cfg.return_freed_memory is not False:
+        from tuneforge.speed.host_memory import fix_mmap_threshold
+
+        plan.return_freed_memory = fix_mmap_threshold()
+        if train_cfg.return_freed_memory and not plan.return_freed_memory:
+            raise ConfigError(
+                "train.return_freed_memory=true needs glibc (Linux); this C library is not it; set it to "
+                "null or false"
+            )
     want_pf = train_cfg.padding_free
     if want_pf or train_cfg.packing or want_pf is None:
         ok = packed_attention_works(model)
@@ -88,11 +99,13 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
         if not ok:
             plan.notes.append("padding-free off: this model does not keep packed samples apart")
     log.info(
-        "speed: chunked_cross_entropy=%s padding_free=%s packing=%s fused_lora_dropout=%d layers %s",
+        "speed: chunked_cross_entropy=%s padding_free=%s packing=%s fused_lora_dropout=%d layers "
+        "return_freed_memory=%s %s",
         plan.chunked_cross_entropy,
         plan.padding_free,
         plan.packing,
         plan.fused_lora_dropout,
+        plan.return_freed_memory,
         "; ".join(plan.notes),
     )
     return plan
