@@ -40,12 +40,12 @@ def test_freed_tensors_go_back_to_the_system_only_with_the_fixed_threshold():
     assert returned_mb("default") < 50
 
 
-def test_training_turns_it_on_by_default(tiny_llama_dir):
+def test_training_turns_it_on_only_when_asked(tiny_llama_dir):
     from transformers import AutoModelForCausalLM
 
     from tuneforge.config.schema import TrainConfig
     from tuneforge.speed.setup import apply_speedups
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
-    assert apply_speedups(model, TrainConfig(), max_length=64).return_freed_memory
-    assert not apply_speedups(model, TrainConfig(return_freed_memory=False), max_length=64).return_freed_memory
+    assert not apply_speedups(model, TrainConfig(), max_length=64).return_freed_memory
+    assert apply_speedups(model, TrainConfig(return_freed_memory=True), max_length=64).return_freed_memory

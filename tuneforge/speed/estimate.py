@@ -12,7 +12,7 @@ speed measured for a few seconds now. The model:
            its dropout's masks and copies, fewer with train.fused_lora_dropout)
     loss buffer: one chunk of logits with chunked cross-entropy, else 3 x tokens x vocab floats
            (logits, log-softmax, their gradient)
-    tokens/s = matmul FLOP/s x EFFICIENCY / FLOPs per token (6 N for full fine-tuning, 4 N + the
+    tokens/s = matmul FLOP/s x EFFICIENCY (x LORA_EFFICIENCY) / FLOPs per token (6 N for full fine-tuning, 4 N + the
            trained share for LoRA; N = matmul parameters, the head counted on trained tokens only
            when the loss is chunked)
 
@@ -27,6 +27,9 @@ import time
 from dataclasses import dataclass
 
 EFFICIENCY = 0.45  # share of the GEMM peak a training step reaches (fitted, docs/speed.md)
+# a LoRA step also spends time outside the big matmuls (the adapters' thin matmuls, dropout masks):
+# SmolLM2 LoRA reached 0.8-0.9 of the full fine-tuning step's share on two machines (docs/speed.md)
+LORA_EFFICIENCY = 0.8
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 4}
 
 
@@ -147,7 +150,7 @@ def estimate(cfg, config, lengths: list[int], trained_share: float, flops: float
         params=s.total_params,
         trainable=trainable,
         peak_mb=sum(parts.values()),
-        tokens_per_s=flops * EFFICIENCY * useful / per_token,
+        tokens_per_s=flops * EFFICIENCY * (LORA_EFFICIENCY if lora else 1.0) * useful / per_token,
         parts_mb=parts,
         tokens_per_step=t.per_device_train_batch_size * avg,
         matmul_gflops=flops / 1e9,

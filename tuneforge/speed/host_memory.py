@@ -8,8 +8,11 @@ tensors of a few MiB all the time, so the threshold soon sits above them: they t
 heap, small long-lived allocations land between them, and the process keeps the memory of freed
 activations. On SmolLM2 (LoRA, 8 x 512 tokens) that was a third of the peak resident memory
 (docs/speed.md). Setting the threshold once with ``mallopt`` fixes it at 1 MiB (glibc stops
-moving it), so every tensor from 1 MiB up is returned to the system when freed; the measured step
-time did not change. Other C libraries are left alone.
+moving it), so every tensor from 1 MiB up is returned to the system when freed. The price: each
+such allocation maps fresh pages and each free unmaps them (with two CPU threads the SmolLM2 step
+took about a third longer), so it is opt-in, for runs that would not fit otherwise. Trimming the
+heap between steps (``malloc_trim``) was measured too and did not lower the peak. Other C
+libraries are left alone.
 """
 
 from __future__ import annotations

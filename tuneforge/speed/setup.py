@@ -6,7 +6,7 @@ itself with a tiny forward pass rather than assumed from its family:
 - chunked_cross_entropy: the patched loss must equal the model's own loss;
 - padding_free: packed logits must equal the logits of the samples run one by one;
 - fused_lora_dropout: every plain LoRA layer with dropout (`tuneforge.speed.lora_dropout`);
-- return_freed_memory: where the C library is glibc (`tuneforge.speed.host_memory`).
+- return_freed_memory is opt-in (`tuneforge.speed.host_memory`): it trades speed for memory.
 """
 
 from __future__ import annotations
@@ -76,14 +76,13 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
                 "train.fused_lora_dropout=true, but no plain LoRA layer has dropout (it needs "
                 "method.lora_dropout > 0 and no DoRA); set it to null or false"
             )
-    if train_cfg.return_freed_memory is not False:
+    if train_cfg.return_freed_memory:
         from tuneforge.speed.host_memory import fix_mmap_threshold
 
         plan.return_freed_memory = fix_mmap_threshold()
-        if train_cfg.return_freed_memory and not plan.return_freed_memory:
+        if not plan.return_freed_memory:
             raise ConfigError(
-                "train.return_freed_memory=true needs glibc (Linux); this C library is not it; set it to "
-                "null or false"
+                "train.return_freed_memory=true needs glibc (Linux); this C library is not it; set it to false"
             )
     want_pf = train_cfg.padding_free
     if want_pf or train_cfg.packing or want_pf is None:
