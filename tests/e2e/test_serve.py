@@ -24,7 +24,10 @@ def runs(tmp_path_factory, tiny_llama_dir):
     from tuneforge.train import run_training
 
     out = {}
-    for name, rows, lr in [("alpha", ALPACA_ROWS, 1e-2), ("beta", ALPACA_ROWS[::-1], 3e-2)]:
+    # beta learns one word for every answer, so its greedy answer differs from alpha's whatever the
+    # training's random draws (both adapters collapsing onto one token made the test prove nothing)
+    beta_rows = [{**row, "output": "blue blue blue blue"} for row in ALPACA_ROWS]
+    for name, rows, lr in [("alpha", ALPACA_ROWS, 1e-2), ("beta", beta_rows, 3e-2)]:
         tmp = tmp_path_factory.mktemp(name)
         cfg = make_config(tmp, tiny_llama_dir, write_alpaca(tmp / "d.json", rows))
         cfg["train"]["learning_rate"] = lr

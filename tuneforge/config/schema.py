@@ -176,6 +176,12 @@ class TrainConfig(Section):
         "a float mask and a dropped copy per layer. null: on for every plain LoRA layer with "
         "lora_dropout > 0.",
     )
+    fused_swiglu: bool | None = Field(
+        None,
+        description="SwiGLU MLPs keep gate and up outputs for backward and recompute SiLU, instead "
+        "of keeping three tensors (bitwise the same gradients). null: on for every MLP whose class "
+        "computes down(silu(gate(x)) * up(x)) (checked at start).",
+    )
     return_freed_memory: bool = Field(
         False,
         description="Fix glibc's mmap threshold at 1 MiB so freed tensors from 1 MiB up go back to the "

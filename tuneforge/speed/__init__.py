@@ -4,6 +4,8 @@
   [tokens x vocab] logits are never materialised (`train.chunked_cross_entropy`).
 - `tuneforge.speed.lora_dropout`: LoRA dropout fused into lora_A, keeping x once and a one-byte
   mask for backward instead of a float mask and a dropped copy per layer (`train.fused_lora_dropout`).
+- `tuneforge.speed.swiglu`: SwiGLU MLPs keep two tensors for backward, recomputing SiLU
+  (`train.fused_swiglu`).
 - `tuneforge.speed.host_memory`: glibc's mmap threshold fixed, so freed activations go back to the
   system (`train.return_freed_memory`).
 - `tuneforge.speed.collate`: padding-free batching (`train.padding_free`): the samples of a batch
@@ -25,6 +27,7 @@ TRAIN_FIELDS = frozenset(
         "chunked_cross_entropy",
         "fused_lora_dropout",
         "return_freed_memory",
+        "fused_swiglu",
         "longest_first",
         "group_by_length",
         "activation_offloading",

@@ -125,6 +125,8 @@ def estimate(cfg, config, lengths: list[int], trained_share: float, flops: float
     per_token_layer = 8 * s.hidden + 4 * s.kv_hidden + 4 * s.intermediate + s.heads * row
     if lora:
         per_token_layer += _lora_floats(s, cfg.method, t)
+    if t.fused_swiglu is not False and getattr(config, "hidden_act", None) in ("silu", "swish"):
+        per_token_layer -= s.intermediate  # SiLU's output is recomputed, not kept
     if t.gradient_checkpointing:
         per_token_layer = s.hidden + (per_token_layer / s.layers)  # inputs kept, one layer recomputed
     chunked = t.chunked_cross_entropy is not False

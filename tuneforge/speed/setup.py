@@ -6,6 +6,7 @@ itself with a tiny forward pass rather than assumed from its family:
 - chunked_cross_entropy: the patched loss must equal the model's own loss;
 - padding_free: packed logits must equal the logits of the samples run one by one;
 - fused_lora_dropout: every plain LoRA layer with dropout (`tuneforge.speed.lora_dropout`);
+- fused_swiglu: every MLP whose class computes SwiGLU, probed once per class (`tuneforge.speed.swiglu`);
 - return_freed_memory is opt-in (`tuneforge.speed.host_memory`): it trades speed for memory.
 """
 
@@ -33,6 +34,7 @@ class SpeedPlan:
     padding_free: bool = False
     fused_lora_dropout: int = 0  # LoRA layers whose dropout was fused
     return_freed_memory: bool = False
+    fused_swiglu: int = 0  # MLPs patched
     packing: bool = False
     row_tokens: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -47,8 +49,8 @@ class SpeedPlan:
 
 
 def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedPlan:
-    """Apply `train.chunked_cross_entropy` / `fused_lora_dropout` / `return_freed_memory` /
-    `padding_free` / `packing` to ``model`` and say which."""
+    """Apply `train.chunked_cross_entropy` / `fused_lora_dropout` / `fused_swiglu` /
+    `return_freed_memory` / `padding_free` / `packing` to ``model`` and say which."""
     from tuneforge.speed.chunked_loss import patch_chunked_loss, unpatch_chunked_loss
 
     plan = SpeedPlan(packing=train_cfg.packing, row_tokens=max_length)
@@ -76,6 +78,15 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
                 "train.fused_lora_dropout=true, but no plain LoRA layer has dropout (it needs "
                 "method.lora_dropout > 0 and no DoRA); set it to null or false"
             )
+    if train_cfg.fused_swiglu is not False:
+        from tuneforge.speed.swiglu import fuse_swiglu
+
+        plan.fused_swiglu = fuse_swiglu(model)
+        if train_cfg.fused_swiglu and not plan.fused_swiglu:
+            raise ConfigError(
+                "train.fused_swiglu=true, but no MLP of this model computes down(silu(gate(x)) * up(x)); "
+                "set it to null or false"
+            )
     if train_cfg.return_freed_memory:
         from tuneforge.speed.host_memory import fix_mmap_threshold
 
@@ -99,11 +110,12 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
             plan.notes.append("padding-free off: this model does not keep packed samples apart")
     log.info(
         "speed: chunked_cross_entropy=%s padding_free=%s packing=%s fused_lora_dropout=%d layers "
-        "return_freed_memory=%s %s",
+        "fused_swiglu=%d MLPs return_freed_memory=%s %s",
         plan.chunked_cross_entropy,
         plan.padding_free,
         plan.packing,
         plan.fused_lora_dropout,
+        plan.fused_swiglu,
         plan.return_freed_memory,
         "; ".join(plan.notes),
     )

@@ -1,0 +1,94 @@
+"""SwiGLU MLPs that keep two tensors for backward instead of three: `train.fused_swiglu`, applied
+by `tuneforge.speed.setup`.
+
+Llama-style MLPs compute ``down(silu(gate(x)) * up(x))``. Autograd keeps ``gate(x)`` (for SiLU's
+backward), ``silu(gate(x))`` and ``up(x)`` (for the product's): three tensors of the intermediate
+size per token and layer, a third of everything SmolLM2 keeps for backward. Here SiLU and the
+product are one autograd function that keeps ``gate(x)`` and ``up(x)`` and recomputes SiLU in
+backward, which costs one elementwise pass and gives bitwise the same gradients (the same ATen
+kernels in the same order; `tests/invariance/test_swiglu.py`).
+
+An MLP is changed only where its class computes exactly that: each class is probed once, patched
+against its own forward, on a random input.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class _SiluMul(torch.autograd.Function):
+    """``silu(gate) * up``, keeping only ``gate`` and ``up`` for backward."""
+
+    @staticmethod
+    def forward(ctx, gate: torch.Tensor, up: torch.Tensor):
+        ctx.save_for_backward(gate, up)
+        return F.silu(gate) * up
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        gate, up = ctx.saved_tensors
+        grad_gate = grad_up = None
+        if ctx.needs_input_grad[0]:
+            grad_gate = torch.ops.aten.silu_backward(grad * up, gate)
+        if ctx.needs_input_grad[1]:
+            grad_up = grad * F.silu(gate)
+        return grad_gate, grad_up
+
+
+def silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    return _SiluMul.apply(gate, up)
+
+
+def _fused_forward(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return mlp.down_proj(silu_mul(mlp.gate_proj(x), mlp.up_proj(x)))
+
+
+def _is_silu(act: nn.Module) -> bool:
+    return isinstance(act, nn.SiLU) or type(act).__name__ == "SiLUActivation"
+
+
+def candidates(model: nn.Module) -> list[nn.Module]:
+    """MLP modules shaped like SwiGLU (gate/up/down projections and a SiLU activation)."""
+    return [
+        m
+        for m in model.modules()
+        if all(hasattr(m, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn")) and _is_silu(m.act_fn)
+    ]
+
+
+@torch.no_grad()
+def _computes_swiglu(mlp: nn.Module) -> bool:
+    """The class's own forward equals ``down(silu(gate(x)) * up(x))`` on a random input."""
+    inner = getattr(mlp.gate_proj, "in_features", None) or mlp.gate_proj.weight.shape[-1]
+    param = next(p for p in mlp.parameters() if p.is_floating_point())
+    x = torch.randn(2, 3, inner, generator=torch.Generator().manual_seed(0)).to(param.device, param.dtype)
+    was_training = mlp.training
+    mlp.eval()  # LoRA dropout off, so both sides are deterministic
+    try:
+        return torch.equal(type(mlp).forward(mlp, x), _fused_forward(mlp, x))
+    finally:
+        mlp.train(was_training)
+
+
+def fuse_swiglu(model: nn.Module) -> int:
+    """Patch every SwiGLU MLP of ``model`` whose class passes the probe; returns how many."""
+    verdict: dict[type, bool] = {}
+    n = 0
+    for mlp in candidates(model):
+        kind = type(mlp)
+        if kind not in verdict:
+            verdict[kind] = _computes_swiglu(mlp)
+        if verdict[kind]:
+            mlp.forward = types.MethodType(_fused_forward, mlp)
+            n += 1
+    return n
+
+
+def unfuse_swiglu(model: nn.Module) -> None:
+    for mlp in candidates(model):
+        mlp.__dict__.pop("forward", None)
