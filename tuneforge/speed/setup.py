@@ -69,32 +69,29 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
                 "train.chunked_cross_entropy=true, but this model's output head is not a plain Linear "
                 "(LoRA on lm_head, a bias, or soft-capped logits); set it to null or false"
             )
-    if train_cfg.fused_lora_dropout is not False:
-        from tuneforge.speed.lora_dropout import fuse_lora_dropout
+    from tuneforge.speed.host_memory import fix_mmap_threshold
+    from tuneforge.speed.lora_dropout import fuse_lora_dropout
+    from tuneforge.speed.swiglu import fuse_swiglu
 
-        plan.fused_lora_dropout = fuse_lora_dropout(model)
-        if train_cfg.fused_lora_dropout and not plan.fused_lora_dropout:
-            raise ConfigError(
-                "train.fused_lora_dropout=true, but no plain LoRA layer has dropout (it needs "
-                "method.lora_dropout > 0 and no DoRA); set it to null or false"
-            )
-    if train_cfg.fused_swiglu is not False:
-        from tuneforge.speed.swiglu import fuse_swiglu
-
-        plan.fused_swiglu = fuse_swiglu(model)
-        if train_cfg.fused_swiglu and not plan.fused_swiglu:
-            raise ConfigError(
-                "train.fused_swiglu=true, but no MLP of this model computes down(silu(gate(x)) * up(x)); "
-                "set it to null or false"
-            )
-    if train_cfg.return_freed_memory:
-        from tuneforge.speed.host_memory import fix_mmap_threshold
-
-        plan.return_freed_memory = fix_mmap_threshold()
-        if not plan.return_freed_memory:
-            raise ConfigError(
-                "train.return_freed_memory=true needs glibc (Linux); this C library is not it; set it to false"
-            )
+    plan.fused_lora_dropout = _switch(
+        train_cfg.fused_lora_dropout,
+        lambda: fuse_lora_dropout(model),
+        "train.fused_lora_dropout=true, but no plain LoRA layer has dropout (it needs "
+        "method.lora_dropout > 0 and no DoRA); set it to null or false",
+    )
+    plan.fused_swiglu = _switch(
+        train_cfg.fused_swiglu,
+        lambda: fuse_swiglu(model),
+        "train.fused_swiglu=true, but no MLP of this model computes down(silu(gate(x)) * up(x)); "
+        "set it to null or false",
+    )
+    plan.return_freed_memory = bool(
+        _switch(
+            train_cfg.return_freed_memory,
+            fix_mmap_threshold,
+            "train.return_freed_memory=true needs glibc (Linux); this C library is not it; set it to false",
+        )
+    )
     want_pf = train_cfg.padding_free
     if want_pf or train_cfg.packing or want_pf is None:
         ok = packed_attention_works(model)
@@ -120,6 +117,17 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
         "; ".join(plan.notes),
     )
     return plan
+
+
+def _switch(want: bool | None, apply: Callable[[], int], refusal: str) -> int:
+    """A switch that is on when ``want`` is None (auto) or True: ``apply`` says how much it changed;
+    True that finds nothing to change is a ConfigError (``refusal``), False does nothing."""
+    if want is False:
+        return 0
+    done = apply()
+    if want and not done:
+        raise ConfigError(refusal)
+    return int(done)
 
 
 def _probe_ids(model) -> list[torch.Tensor]:
