@@ -40,12 +40,17 @@ def test_freed_tensors_go_back_to_the_system_only_with_the_fixed_threshold():
     assert returned_mb("default") < 50
 
 
-def test_training_turns_it_on_only_when_asked(tiny_llama_dir):
+def test_training_turns_it_on_only_when_asked(tiny_llama_dir, monkeypatch):
     from transformers import AutoModelForCausalLM
 
     from tuneforge.config.schema import TrainConfig
+    from tuneforge.speed import host_memory
     from tuneforge.speed.setup import apply_speedups
 
+    calls = []  # the setting is process-wide: record the call instead of changing this test process
+    monkeypatch.setattr(host_memory, "fix_mmap_threshold", lambda: calls.append(1) or True)
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     assert not apply_speedups(model, TrainConfig(), max_length=64).return_freed_memory
+    assert not calls
     assert apply_speedups(model, TrainConfig(return_freed_memory=True), max_length=64).return_freed_memory
+    assert calls == [1]

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from jinja2.exceptions import TemplateError
@@ -129,8 +129,7 @@ def render_conversations(
     the texts are tokenized in one batched call of the Rust tokenizer, which skips the Python
     tokenizer wrapper's per-call work and spreads the batch over the CPU cores."""
     prepared = prepare_conversations(convs, tokenizer, template, opts)
-    texts = [p.turns.text for p in prepared if not isinstance(p, DropSample)]
-    return finish_conversations(prepared, _encode_many(tokenizer, texts), tokenizer, opts)
+    return finish_conversations(prepared, _encode_many(tokenizer, _texts(prepared)), opts)
 
 
 def render_conversation_chunks(
@@ -143,13 +142,12 @@ def render_conversation_chunks(
         waiting = None
         for convs in chunks:
             prepared = prepare_conversations(convs, tokenizer, template, opts)
-            texts = [p.turns.text for p in prepared if not isinstance(p, DropSample)]
-            encoding = pool.submit(_encode_many, tokenizer, texts)
+            encoding = pool.submit(_encode_many, tokenizer, _texts(prepared))
             if waiting is not None:
-                yield finish_conversations(*waiting, tokenizer, opts)
+                yield finish_conversations(waiting[0], waiting[1].result(), opts)
             waiting = (prepared, encoding)
         if waiting is not None:
-            yield finish_conversations(*waiting, tokenizer, opts)
+            yield finish_conversations(waiting[0], waiting[1].result(), opts)
 
 
 def prepare_conversations(
@@ -166,12 +164,16 @@ def prepare_conversations(
     return out
 
 
+def _texts(prepared: list[_Pending | DropSample]) -> list[str]:
+    return [p.turns.text for p in prepared if not isinstance(p, DropSample)]
+
+
 def finish_conversations(
-    prepared: list[_Pending | DropSample], tokens: list[_Tokens] | Future, tokenizer, opts: RenderOptions
+    prepared: list[_Pending | DropSample], tokens: list[_Tokens], opts: RenderOptions
 ) -> list[Rendered | DropSample]:
     """The other half of `render_conversations`: labels and truncation, given the tokens of the
-    prepared texts (or a future of them)."""
-    encoded = iter(tokens.result() if isinstance(tokens, Future) else tokens)
+    prepared texts (`_texts`), in order."""
+    encoded = iter(tokens)
     out: list[Rendered | DropSample] = []
     for p in prepared:
         if isinstance(p, DropSample):
@@ -402,7 +404,7 @@ def _encode_many(tokenizer, texts: list[str]) -> list[_Tokens]:
     out = []
     for text, enc in zip(texts, backend.encode_batch(texts, add_special_tokens=False), strict=True):
         ids = enc.ids
-        shift = bos is not None and not text.startswith(bos[1]) and not (ids and ids[0] == bos[0])
+        shift = _lacks_bos(bos, text, ids)
         out.append(_Tokens([bos[0], *ids] if shift else ids, enc, int(shift)))
     return out
 
@@ -464,12 +466,17 @@ def _bos_to_add(tokenizer) -> tuple[int, str] | None:
     return (bos, tokenizer.bos_token) if probe and probe[0] == bos else None
 
 
+def _lacks_bos(bos: tuple[int, str] | None, text: str, ids: list[int]) -> bool:
+    """Whether a bos (from `_bos_to_add`) goes in front: the tokenizer adds one, the text lacks it."""
+    return bos is not None and not text.startswith(bos[1]) and not (ids and ids[0] == bos[0])
+
+
 def _with_bos(tokenizer, text: str, ids: list[int]) -> list[int]:
     """Put the bos token in front when the tokenizer adds one on its own and the text lacks it."""
+    if tokenizer.bos_token_id is None or (ids and ids[0] == tokenizer.bos_token_id):
+        return ids  # decided without probing the tokenizer
     bos = _bos_to_add(tokenizer)
-    if bos is None or text.startswith(bos[1]) or (ids and ids[0] == bos[0]):
-        return ids
-    return [bos[0], *ids]
+    return [bos[0], *ids] if _lacks_bos(bos, text, ids) else ids
 
 
 def _label(tokens: _Tokens, ranges: list[tuple[int, int]]) -> list[int]:

@@ -19,6 +19,7 @@ saved adapter and its config are untouched.
 
 from __future__ import annotations
 
+import math
 import types
 
 import torch
@@ -32,9 +33,7 @@ def keep_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.
     """(a uint8 tensor, 1 where kept; the exact drop probability). Four 16-bit draws come from each
     64-bit one: a quarter of the generator calls of ``bernoulli_``; uint8 because it turns into a
     float multiplier several times faster than bool does."""
-    n = 1
-    for s in shape:
-        n *= s
+    n = math.prod(shape)
     threshold = round(p * _BITS)
     raw = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
     bits = raw.view(torch.int16)[:n].view(shape)
