@@ -6,7 +6,10 @@ DIR/train.jsonl holds alpaca rows ({"instruction", "input", "output"}) whose que
 phrasings and whose answers are short and always end with the result ("47 + 38 = 85");
 DIR/test.jsonl holds held-out {"prompt", "answer", "worked"} rows ("What is 23 - 71?" -> "-48",
 worked "23 - 71 = -48") for the before/after comparison (answer) and a held-out loss (worked). Operands are 10-99, the operator is + or -, results may be negative, and no
-(operand, operator, operand) triple appears in both files. The output depends only on the arguments.
+(operand, operator, operand) triple appears in both files. ``--heldout N`` also writes DIR/heldout.jsonl:
+N more test rows, drawn apart (its own random stream) from the questions in neither file, for a
+before/after comparison with less noise than 50 questions (the GRPO demo); train.jsonl and test.jsonl
+do not change with it. The output depends only on the arguments.
 """
 
 from __future__ import annotations
@@ -65,6 +68,16 @@ def make(n_train: int, n_test: int, seed: int) -> tuple[list[dict], list[dict]]:
     return train, test
 
 
+def heldout(n: int, seed: int, used: list[dict]) -> list[dict]:
+    """``n`` test rows whose questions are in neither train.jsonl nor test.jsonl."""
+    taken = {r["worked"].rsplit(" = ", 1)[0] for r in used if "worked" in r}
+    taken |= {r["output"].rsplit(" = ", 1)[0] for r in used if "output" in r}
+    free = [t for t in all_triples() if f"{t[0]} {t[1]} {t[2]}" not in taken]
+    if n > len(free):
+        raise ValueError(f"--heldout must be at most {len(free)} (questions left)")
+    return [test_row(*t) for t in random.Random(seed + 1).sample(free, n)]
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
@@ -77,9 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", type=int, default=400, help="training rows (default 400)")
     parser.add_argument("--test", type=int, default=50, help="held-out test rows (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--heldout", type=int, default=0, help="rows for heldout.jsonl (default 0: none)")
     args = parser.parse_args(argv)
     try:
         train, test = make(args.train, args.test, args.seed)
+        extra = heldout(args.heldout, args.seed, train + test) if args.heldout else []
     except ValueError as e:
         parser.error(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"wrote {len(train)} rows to {args.out / 'train.jsonl'} and {len(test)} to {args.out / 'test.jsonl'}"
     )
+    if extra:
+        write_jsonl(args.out / "heldout.jsonl", extra)
+        print(f"wrote {len(extra)} rows to {args.out / 'heldout.jsonl'}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,11 @@ FACTS = [  # (question, correct short answer, wrong answer)
     ("What is 7 times 8?", "56.", "it comes out to around 54"),
     ("How many days are in a week?", "Seven.", "there are usually about ten"),
     ("What color is a ripe banana?", "Yellow.", "most people would say it is blue"),
-    ("What is the boiling point of water at sea level in Celsius?", "100 degrees Celsius.", "I think it is 50 degrees"),
+    (
+        "What is the boiling point of water at sea level in Celsius?",
+        "100 degrees Celsius.",
+        "I think it is 50 degrees",
+    ),
     ("How many legs does a spider have?", "Eight.", "spiders have six legs like insects"),
     ("What is the largest planet in our solar system?", "Jupiter.", "it is probably Mars"),
     ("What is 12 plus 15?", "27.", "I would guess 31"),

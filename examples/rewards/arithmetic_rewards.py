@@ -4,6 +4,7 @@ A reward function takes the completions (and, by keyword, prompts, answer, quest
 columns of the prompt data) and returns one number per completion, or None where it does not apply.
 """
 
+import math
 import re
 
 
@@ -18,4 +19,28 @@ def short_and_numeric(completions, **kwargs):
             scores.append(0.5)
         else:
             scores.append(0.0)
+    return scores
+
+
+def _last_number(text) -> int | None:
+    found = re.findall(r"-?\d+", str(text))
+    return int(found[-1]) if found else None
+
+
+def close_to_answer(completions, answer, **kwargs):
+    """Partial credit for a numeric answer: exp(-|reply - answer| / 10) on the last number of each.
+
+    Exact match alone is 0 for every wrong answer, so a group whose answers are all wrong carries no
+    gradient; this one still ranks "31" (0.82) above "-22" (0.004) for 78 - 45 = 33. None where the
+    answer has no number.
+    """
+    scores = []
+    for c, a in zip(completions, answer, strict=True):
+        want, got = _last_number(a), _last_number(c)
+        if want is None:
+            scores.append(None)
+        elif got is None:
+            scores.append(0.0)
+        else:
+            scores.append(math.exp(-abs(got - want) / 10))
     return scores

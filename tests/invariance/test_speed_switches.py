@@ -1,7 +1,8 @@
 """Every speed switch on = off, through a real training step: one SGD step over the same 8 samples
 gives the same loss and the same update with padding-free batches, chunked cross-entropy, dataset
 packing, length grouping, gradient checkpointing (with and without activation offloading to the CPU)
-and torch.compile as with plain padded batches and the model's own loss."""
+and torch.compile as with plain padded batches and the model's own loss; varlen attention, fused
+SwiGLU and RMSNorm as without them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import torch
 
 from tests.helpers.runs import make_config, write_alpaca
 
-OFF = dict(padding_free=False, chunked_cross_entropy=False, longest_first=False)
+OFF = dict(
+    padding_free=False,
+    chunked_cross_entropy=False,
+    longest_first=False,
+    fused_swiglu=False,
+    fused_rmsnorm=False,
+)
 
 
 def _one_step(tmp_path, model_dir, data, name: str, switches: dict):
@@ -50,6 +57,8 @@ def baseline(tmp_path_factory, tiny_llama_dir, data):
     "switches",
     [
         {"padding_free": True, "chunked_cross_entropy": True},
+        {"padding_free": True, "varlen_attention": True, "chunked_cross_entropy": False},
+        {"fused_swiglu": True, "fused_rmsnorm": True, "padding_free": False},
         {"packing": True, "chunked_cross_entropy": False},
         {"group_by_length": True, "padding_free": False, "chunked_cross_entropy": True},
         {},  # the defaults: whatever is auto-enabled must be exact too
@@ -59,6 +68,8 @@ def baseline(tmp_path_factory, tiny_llama_dir, data):
     ],
     ids=[
         "padding_free+chunked",
+        "varlen_attention",
+        "fused_swiglu+rmsnorm",
         "packing",
         "group_by_length",
         "defaults",
@@ -84,6 +95,7 @@ def test_defaults_turn_on_the_exact_fast_path(tiny_llama_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     plan = apply_speedups(model, TrainConfig(), max_length=64)
     assert plan.chunked_cross_entropy and plan.padding_free and not plan.packing
+    assert plan.varlen_attention and plan.fused_swiglu and plan.fused_rmsnorm
 
 
 def test_longest_sample_comes_first():

@@ -78,8 +78,16 @@ def test_fused_mlps_keep_fewer_bytes(tiny_llama_dir):
     plain = saved_bytes(model, ids)
     fuse_swiglu(model)
     fused = saved_bytes(model, ids)
-    # one [tokens x intermediate] float tensor less per layer
-    assert plain - fused == 2 * 4 * 64 * model.config.intermediate_size * 4
+    tensor = 4 * 64 * model.config.intermediate_size * 4  # one [tokens x intermediate] float tensor
+    # trained down_proj (full fine-tuning): SiLU's output and the product are not kept, per layer
+    assert plain - fused == 2 * 2 * tensor
+    unfuse_swiglu(model)
+    for layer in model.model.layers:
+        layer.mlp.down_proj.weight.requires_grad_(False)
+    plain = saved_bytes(model, ids)
+    fuse_swiglu(model)
+    # frozen down_proj (LoRA's base layer): the product is not needed, SiLU's output is not kept
+    assert plain - saved_bytes(model, ids) == 2 * tensor
 
 
 class OtherMLP(nn.Module):

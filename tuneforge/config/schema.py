@@ -165,6 +165,12 @@ class TrainConfig(Section):
         description="Lay each batch's samples end to end with restarting position ids instead of "
         "padding. null: on when the model keeps packed samples apart (checked at start).",
     )
+    varlen_attention: bool | None = Field(
+        None,
+        description="With padding-free rows, run sdpa once per sample (causal, no mask) instead of "
+        "over the whole row with a block-diagonal mask. null: on when the model uses sdpa and its "
+        "packed logits match (checked at start).",
+    )
     chunked_cross_entropy: bool | None = Field(
         None,
         description="Compute the loss from hidden states in chunks, never the full tokens x vocab "
@@ -176,11 +182,23 @@ class TrainConfig(Section):
         "a float mask and a dropped copy per layer. null: on for every plain LoRA layer with "
         "lora_dropout > 0.",
     )
+    fused_lora_output: bool | None = Field(
+        None,
+        description="A LoRA layer's lora_B product, scaling and sum with the base output as one "
+        "addmm instead of three passes over the output (the same sum up to float rounding). null: on "
+        "for every plain LoRA layer (no DoRA or other variant, no LoRA bias).",
+    )
     fused_swiglu: bool | None = Field(
         None,
         description="SwiGLU MLPs keep gate and up outputs for backward and recompute SiLU, instead "
         "of keeping three tensors (bitwise the same gradients). null: on for every MLP whose class "
         "computes down(silu(gate(x)) * up(x)) (checked at start).",
+    )
+    fused_rmsnorm: bool | None = Field(
+        None,
+        description="RMSNorm layers keep their input and one float per token for backward and "
+        "recompute the normalised values (bitwise the same gradients). null: on for every norm whose "
+        "class computes weight * x * rsqrt(mean(x^2) + eps) (checked at start).",
     )
     return_freed_memory: bool = Field(
         False,

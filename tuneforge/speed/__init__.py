@@ -4,13 +4,19 @@
   [tokens x vocab] logits are never materialised (`train.chunked_cross_entropy`).
 - `tuneforge.speed.lora_dropout`: LoRA dropout fused into lora_A, keeping x once and a one-byte
   mask for backward instead of a float mask and a dropped copy per layer (`train.fused_lora_dropout`).
+- `tuneforge.speed.lora_output`: LoRA's up-projection, scaling and sum with the base output as one
+  addmm (`train.fused_lora_output`).
 - `tuneforge.speed.swiglu`: SwiGLU MLPs keep two tensors for backward, recomputing SiLU
   (`train.fused_swiglu`).
+- `tuneforge.speed.rmsnorm`: RMSNorm layers keep their input only, recomputing the normalised values
+  (`train.fused_rmsnorm`).
 - `tuneforge.speed.host_memory`: glibc's mmap threshold fixed, so freed activations go back to the
   system (`train.return_freed_memory`).
 - `tuneforge.speed.collate`: padding-free batching (`train.padding_free`): the samples of a batch
   are laid end to end in rows with position ids restarting per sample; `packing.py` packs the
   dataset itself into rows of `data.max_length` (`train.packing`).
+- `tuneforge.speed.varlen_attention`: attention over padding-free rows run once per sample, causal
+  and without a mask (`train.varlen_attention`).
 - `tuneforge.speed.samplers`: longest batch first (`train.longest_first`), length grouping
   (`train.group_by_length`).
 - `tuneforge.speed.setup`: applies the switches to a model and trainer (called from the stage's
@@ -24,10 +30,13 @@ TRAIN_FIELDS = frozenset(
     {
         "packing",
         "padding_free",
+        "varlen_attention",
         "chunked_cross_entropy",
         "fused_lora_dropout",
+        "fused_lora_output",
         "return_freed_memory",
         "fused_swiglu",
+        "fused_rmsnorm",
         "longest_first",
         "group_by_length",
         "activation_offloading",

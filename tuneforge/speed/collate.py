@@ -44,10 +44,11 @@ def fit_rows(lengths: list[int], capacity: int) -> list[list[int]]:
     return rows
 
 
-def packed_collate(pad_token_id: int, row_tokens: int | None):
+def packed_collate(pad_token_id: int, row_tokens: int | None, segments: bool = False):
     """Collate samples (or pre-packed rows carrying ``position_ids``) into rows of at most
     ``row_tokens`` tokens (``None``: the whole batch in one row), padded to the longest row; the
-    padding is a block of its own with label -100."""
+    padding is a block of its own with label -100. ``segments``: the batch also carries each
+    sample's bounds for `tuneforge.speed.varlen_attention`."""
 
     def collate(features: list[dict]) -> dict[str, torch.Tensor]:
         units = []
@@ -74,7 +75,12 @@ def packed_collate(pad_token_id: int, row_tokens: int | None):
             pos[r, at:] = torch.arange(width - at)
         # without use_cache=False, the model (config.use_cache=True) builds a KV cache even in
         # training, and transformers then skips the packed-sequence mask: samples would see each other
-        return {"input_ids": ids, "labels": labels, "position_ids": pos, "use_cache": False}
+        batch = {"input_ids": ids, "labels": labels, "position_ids": pos, "use_cache": False}
+        if segments:
+            from tuneforge.speed.varlen_attention import SEGMENTS_KEY, segments_of
+
+            batch[SEGMENTS_KEY] = segments_of(pos)
+        return batch
 
     return collate
 

@@ -122,11 +122,18 @@ def estimate(cfg, config, lengths: list[int], trained_share: float, flops: float
         batch = [cfg.data.max_length] * t.per_device_train_batch_size
     tokens = sum(batch) if padding_free else max(batch) * len(batch)
     row = min(cfg.data.max_length, sum(batch)) if padding_free else max(batch)
-    per_token_layer = 8 * s.hidden + 4 * s.kv_hidden + 4 * s.intermediate + s.heads * row
+    # varlen attention (auto with padding-free rows) keeps no [row x row] mask and scores each
+    # sample alone; padded or masked attention keeps a score row per token and head
+    varlen = padding_free and t.varlen_attention is not False
+    per_token_layer = 8 * s.hidden + 4 * s.kv_hidden + 4 * s.intermediate + (0 if varlen else s.heads * row)
     if lora:
         per_token_layer += _lora_floats(s, cfg.method, t)
     if t.fused_swiglu is not False and getattr(config, "hidden_act", None) in ("silu", "swish"):
         per_token_layer -= s.intermediate  # SiLU's output is recomputed, not kept
+        if not lora:
+            per_token_layer -= s.intermediate  # and, down_proj being trained, its input too
+    if t.fused_rmsnorm is not False and not lora:
+        per_token_layer -= 2 * s.hidden  # two norms per layer keep their input only
     if t.gradient_checkpointing:
         per_token_layer = s.hidden + (per_token_layer / s.layers)  # inputs kept, one layer recomputed
     chunked = t.chunked_cross_entropy is not False
@@ -145,8 +152,9 @@ def estimate(cfg, config, lengths: list[int], trained_share: float, flops: float
     flops = flops or matmul_flops()
     n_body = s.layers * (s.layer_params - 2 * s.hidden)
     head = s.hidden * s.vocab * (trained_share if chunked else 1.0)
-    per_token = (6 if not lora else 4) * (n_body + head) + 6 * s.layers * s.hidden * row
     avg = sum(lengths) / len(lengths)
+    context = avg if varlen else row
+    per_token = (6 if not lora else 4) * (n_body + head) + 6 * s.layers * s.hidden * context
     useful = 1.0 if padding_free else avg / _expected_max(lengths, t.per_device_train_batch_size)
     return Estimate(
         params=s.total_params,

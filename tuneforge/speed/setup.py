@@ -5,8 +5,12 @@ Auto switches (``None``) turn on only where they are exact for this model, check
 itself with a tiny forward pass rather than assumed from its family:
 - chunked_cross_entropy: the patched loss must equal the model's own loss;
 - padding_free: packed logits must equal the logits of the samples run one by one;
+- varlen_attention: the same check, with sdpa run once per sample (`tuneforge.speed.varlen_attention`);
 - fused_lora_dropout: every plain LoRA layer with dropout (`tuneforge.speed.lora_dropout`);
+- fused_lora_output: every plain LoRA layer (`tuneforge.speed.lora_output`);
 - fused_swiglu: every MLP whose class computes SwiGLU, probed once per class (`tuneforge.speed.swiglu`);
+- fused_rmsnorm: every RMSNorm whose class computes Llama's norm, probed once per class
+  (`tuneforge.speed.rmsnorm`);
 - return_freed_memory is opt-in (`tuneforge.speed.host_memory`): it trades speed for memory.
 """
 
@@ -32,9 +36,12 @@ class SpeedPlan:
 
     chunked_cross_entropy: bool = False
     padding_free: bool = False
+    varlen_attention: bool = False
     fused_lora_dropout: int = 0  # LoRA layers whose dropout was fused
     return_freed_memory: bool = False
+    fused_lora_output: int = 0  # LoRA layers whose output is one addmm
     fused_swiglu: int = 0  # MLPs patched
+    fused_rmsnorm: int = 0  # norms patched
     packing: bool = False
     row_tokens: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -44,13 +51,14 @@ class SpeedPlan:
         from tuneforge.trainer import pad_collate
 
         if self.padding_free or self.packing:
-            return packed_collate(pad_token_id, self.row_tokens)
+            return packed_collate(pad_token_id, self.row_tokens, segments=self.varlen_attention)
         return pad_collate(pad_token_id)
 
 
 def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedPlan:
-    """Apply `train.chunked_cross_entropy` / `fused_lora_dropout` / `fused_swiglu` /
-    `return_freed_memory` / `padding_free` / `packing` to ``model`` and say which."""
+    """Apply `train.chunked_cross_entropy` / `fused_lora_dropout` / `fused_lora_output` / `fused_swiglu` /
+    `fused_rmsnorm` / `return_freed_memory` / `padding_free` / `varlen_attention` / `packing` to
+    ``model`` and say which."""
     from tuneforge.speed.chunked_loss import patch_chunked_loss, unpatch_chunked_loss
 
     plan = SpeedPlan(packing=train_cfg.packing, row_tokens=max_length)
@@ -71,6 +79,8 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
             )
     from tuneforge.speed.host_memory import fix_mmap_threshold
     from tuneforge.speed.lora_dropout import fuse_lora_dropout
+    from tuneforge.speed.lora_output import fuse_lora_output
+    from tuneforge.speed.rmsnorm import fuse_rmsnorm
     from tuneforge.speed.swiglu import fuse_swiglu
 
     plan.fused_lora_dropout = _switch(
@@ -79,11 +89,23 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
         "train.fused_lora_dropout=true, but no plain LoRA layer has dropout (it needs "
         "method.lora_dropout > 0 and no DoRA); set it to null or false",
     )
+    plan.fused_lora_output = _switch(
+        train_cfg.fused_lora_output,
+        lambda: fuse_lora_output(model),
+        "train.fused_lora_output=true, but no plain LoRA layer was found (it needs LoRA on nn.Linear "
+        "layers without DoRA or lora_bias); set it to null or false",
+    )
     plan.fused_swiglu = _switch(
         train_cfg.fused_swiglu,
         lambda: fuse_swiglu(model),
         "train.fused_swiglu=true, but no MLP of this model computes down(silu(gate(x)) * up(x)); "
         "set it to null or false",
+    )
+    plan.fused_rmsnorm = _switch(
+        train_cfg.fused_rmsnorm,
+        lambda: fuse_rmsnorm(model),
+        "train.fused_rmsnorm=true, but no norm of this model computes weight * x * rsqrt(mean(x^2) + eps) "
+        "(Llama's RMSNorm); set it to null or false",
     )
     plan.return_freed_memory = bool(
         _switch(
@@ -105,14 +127,19 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
         plan.padding_free = ok
         if not ok:
             plan.notes.append("padding-free off: this model does not keep packed samples apart")
+    plan.varlen_attention = _varlen_attention(model, train_cfg.varlen_attention, plan)
     log.info(
-        "speed: chunked_cross_entropy=%s padding_free=%s packing=%s fused_lora_dropout=%d layers "
-        "fused_swiglu=%d MLPs return_freed_memory=%s %s",
+        "speed: chunked_cross_entropy=%s padding_free=%s varlen_attention=%s packing=%s "
+        "fused_lora_dropout=%d layers fused_lora_output=%d layers "
+        "fused_swiglu=%d MLPs fused_rmsnorm=%d norms return_freed_memory=%s %s",
         plan.chunked_cross_entropy,
         plan.padding_free,
+        plan.varlen_attention,
         plan.packing,
         plan.fused_lora_dropout,
+        plan.fused_lora_output,
         plan.fused_swiglu,
+        plan.fused_rmsnorm,
         plan.return_freed_memory,
         "; ".join(plan.notes),
     )
@@ -130,6 +157,34 @@ def _switch(want: bool | None, apply: Callable[[], int], refusal: str) -> int:
     return int(done)
 
 
+def _varlen_attention(model, want: bool | None, plan: SpeedPlan) -> bool:
+    """`train.varlen_attention`: on for padding-free rows when the model uses sdpa and its packed
+    logits still equal the separate ones with sdpa run per sample."""
+    from tuneforge.speed.varlen_attention import restore_sdpa, use_varlen_attention
+
+    if want is False:
+        return False
+    if not (plan.padding_free or plan.packing):
+        if want:
+            raise ConfigError(
+                "train.varlen_attention=true needs padding-free rows (train.padding_free or "
+                "train.packing), which are off; turn one on or set varlen_attention to null"
+            )
+        return False
+    lm = _lm(model)
+    if use_varlen_attention(lm) and packed_attention_works(model, segments=True):
+        return True
+    restore_sdpa(lm)
+    if want:
+        raise ConfigError(
+            f"train.varlen_attention=true needs sdpa attention; this model uses "
+            f"{lm.config._attn_implementation!r} (or its packed logits differed); set "
+            "model.attn_implementation=sdpa, or varlen_attention to null"
+        )
+    plan.notes.append("varlen attention off: the model does not use sdpa")
+    return False
+
+
 def _probe_ids(model) -> list[torch.Tensor]:
     vocab = _lm(model).config.get_text_config().vocab_size
     g = torch.Generator().manual_seed(0)
@@ -137,9 +192,10 @@ def _probe_ids(model) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def packed_attention_works(model) -> bool:
+def packed_attention_works(model, segments: bool = False) -> bool:
     """True when this model, run on two samples packed in one row with restarting position ids and
-    no attention mask, gives the same logits as on each sample alone."""
+    no attention mask (``segments``: with the samples' bounds for varlen attention), gives the same
+    logits as on each sample alone."""
     lm = _lm(model)
     device = next(lm.parameters()).device
     seqs = [s.to(device) for s in _probe_ids(model)]
@@ -149,7 +205,12 @@ def packed_attention_works(model) -> bool:
         alone = [lm(input_ids=s[None], use_cache=False).logits[0].float() for s in seqs]
         ids = torch.cat(seqs)[None]
         pos = torch.cat([torch.arange(len(s), device=device) for s in seqs])[None]
-        packed = lm(input_ids=ids, position_ids=pos, use_cache=False).logits[0].float()
+        extra = {}
+        if segments:
+            from tuneforge.speed.varlen_attention import SEGMENTS_KEY, segments_of
+
+            extra[SEGMENTS_KEY] = segments_of(pos).to(device)
+        packed = lm(input_ids=ids, position_ids=pos, use_cache=False, **extra).logits[0].float()
     finally:
         lm.train(was_training)
     return torch.allclose(packed, torch.cat(alone), atol=1e-3, rtol=1e-3)

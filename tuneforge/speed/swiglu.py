@@ -6,7 +6,9 @@ backward), ``silu(gate(x))`` and ``up(x)`` (for the product's): three tensors of
 size per token and layer, a third of everything SmolLM2 keeps for backward. Here SiLU and the
 product are one autograd function that keeps ``gate(x)`` and ``up(x)`` and recomputes SiLU in
 backward, which costs one elementwise pass and gives bitwise the same gradients (the same ATen
-kernels in the same order; `tests/invariance/test_swiglu.py`).
+kernels in the same order; `tests/invariance/test_swiglu.py`). When ``down`` is a trained plain
+Linear (full fine-tuning), it joins the function too: its weight gradient needs the product, which
+is then recomputed in backward instead of kept, a second [tokens x intermediate] tensor less.
 
 An MLP is changed only where its class computes exactly that: each class is probed once, patched
 against its own forward, on a random input.
@@ -44,8 +46,40 @@ def silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return _SiluMul.apply(gate, up)
 
 
+class _SiluMulLinear(torch.autograd.Function):
+    """``linear(silu(gate) * up, weight)`` for a trained ``weight``, keeping ``gate`` and ``up``
+    only: the product, which the weight's gradient needs, is recomputed in backward."""
+
+    @staticmethod
+    def forward(ctx, gate: torch.Tensor, up: torch.Tensor, weight: torch.Tensor):
+        ctx.save_for_backward(gate, up, weight)
+        return F.linear(F.silu(gate) * up, weight)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        gate, up, weight = ctx.saved_tensors
+        silu = F.silu(gate)
+        grad_w = None
+        if ctx.needs_input_grad[2]:
+            prod = silu * up
+            grad_w = grad.reshape(-1, grad.shape[-1]).t().mm(prod.reshape(-1, prod.shape[-1]))
+            del prod
+        grad_prod = grad.matmul(weight)
+        grad_gate = torch.ops.aten.silu_backward(grad_prod * up, gate) if ctx.needs_input_grad[0] else None
+        grad_up = grad_prod * silu if ctx.needs_input_grad[1] else None
+        return grad_gate, grad_up, grad_w
+
+
 def _fused_forward(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return mlp.down_proj(silu_mul(mlp.gate_proj(x), mlp.up_proj(x)))
+    down = mlp.down_proj
+    if (
+        type(down) is nn.Linear
+        and down.bias is None
+        and down.weight.requires_grad
+        and torch.is_grad_enabled()
+    ):
+        return _SiluMulLinear.apply(mlp.gate_proj(x), mlp.up_proj(x), down.weight)
+    return down(silu_mul(mlp.gate_proj(x), mlp.up_proj(x)))
 
 
 def _is_silu(act: nn.Module) -> bool:
