@@ -1,7 +1,7 @@
 """`tuneforge estimate` against measured runs: the tuneforge rows of a bench_sft.py table.
 
     python bench/bench_sft.py --work W ... > table.txt
-    python bench/estimate_check.py table.txt --work W [--batch 4]
+    python bench/estimate_check.py table.txt --work W [--batch 4] [--gflops G]
 
 For each configuration in the table it builds the same config the bench's tuneforge side trains,
 runs the estimate on the same (cached) data and prints predicted vs measured peak memory and
@@ -40,9 +40,15 @@ def main() -> None:
     p.add_argument("table", type=Path)
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--batch", type=int, default=0)
+    p.add_argument(
+        "--gflops",
+        type=float,
+        help="use this matmul peak (e.g. the one bench_sft.py printed) instead of timing it now, "
+        "for when the machine is busy with something else",
+    )
     a = p.parse_args()
-    flops = matmul_flops(3.0)
-    print(f"matmul peak now: {flops / 1e9:.1f} GFLOP/s")
+    flops = a.gflops * 1e9 if a.gflops else matmul_flops(3.0)
+    print(f"matmul peak {'given' if a.gflops else 'measured now'}: {flops / 1e9:.1f} GFLOP/s")
     print("| config | peak MB est. | peak MB measured | error | tokens/s est. | tokens/s measured | error |")
     print("|---|---|---|---|---|---|---|")
     for name, (tps, rss) in measured_rows(a.table).items():

@@ -11,12 +11,9 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from tests.invariance.test_swiglu import grads_of, saved_bytes
-from tuneforge.config.schema import ModelConfig, TrainConfig
+from tests.invariance.test_swiglu import assert_fusing_keeps_the_step, bytes_saved_by
+from tuneforge.config.schema import TrainConfig
 from tuneforge.errors import ConfigError
-from tuneforge.methods import METHODS
-from tuneforge.models.load import load_model
-from tuneforge.models.wrap import wrap
 from tuneforge.speed.rmsnorm import _RMSNorm, fuse_rmsnorm, unfuse_rmsnorm
 from tuneforge.speed.setup import apply_speedups
 
@@ -38,34 +35,17 @@ def test_the_function_is_bitwise_the_plain_norm(dtype):
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_fused_norms_give_the_same_training_step(tiny_llama_dir, tiny_qwen2_dir, method):
-    ids = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
-    for model_dir in (tiny_llama_dir, tiny_qwen2_dir):
-        cfg = METHODS.get(method).Config(**({"lora_dropout": 0.0} if method == "lora" else {}))
-        model = wrap(load_model(ModelConfig(name_or_path=str(model_dir)), cfg), cfg)
-        with torch.no_grad():  # untrained norms have weight 1 and LoRA B is 0: both would hide differences
-            for name, p in model.named_parameters():
-                if "lora_B" in name or "norm" in name:
-                    p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(2)) * 0.05)
-        plain_loss, plain = grads_of(model, ids)
-        assert fuse_rmsnorm(model) == 2 * 2 + 1  # two per layer and the final norm
-        loss, fused = grads_of(model, ids)
-        assert torch.equal(loss, plain_loss)
-        assert fused.keys() == plain.keys() and fused
-        for name in plain:
-            assert torch.equal(fused[name], plain[name]), name
-        unfuse_rmsnorm(model)
-        assert "forward" not in model.get_base_model().model.norm.__dict__ if method == "lora" else True
+    # two norms per layer and the final norm
+    assert_fusing_keeps_the_step(
+        (tiny_llama_dir, tiny_qwen2_dir), method, fuse_rmsnorm, unfuse_rmsnorm, 2 * 2 + 1
+    )
 
 
 def test_fused_norms_keep_fewer_bytes(tiny_llama_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).train()
-    ids = torch.randint(0, 1000, (4, 64), generator=torch.Generator().manual_seed(0))
-    plain = saved_bytes(model, ids)
-    fuse_rmsnorm(model)
-    fused = saved_bytes(model, ids)
     # each norm keeps its input and one float per token instead of its input and the normalised copy
     norms = 2 * model.config.num_hidden_layers + 1
-    assert plain - fused == norms * 4 * 64 * model.config.hidden_size * 4
+    assert bytes_saved_by(model, fuse_rmsnorm) == norms * 4 * 64 * model.config.hidden_size * 4
 
 
 class ShiftedNorm(nn.Module):

@@ -38,25 +38,33 @@ def test_silu_mul_is_bitwise_the_plain_product():
     assert torch.equal(fused[0], gate.grad) and torch.equal(fused[1], up.grad)
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
-def test_fused_mlps_give_the_same_training_step(tiny_llama_dir, tiny_qwen2_dir, method):
+def assert_fusing_keeps_the_step(model_dirs, method: str, fuse, unfuse, patched: int) -> None:
+    """For each model: the loss and every gradient of one step are bitwise the same after ``fuse``
+    (which must patch ``patched`` modules) as before, and again after ``unfuse``."""
     ids = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
-    for model_dir in (tiny_llama_dir, tiny_qwen2_dir):
+    for model_dir in model_dirs:
         cfg = METHODS.get(method).Config(**({"lora_dropout": 0.0} if method == "lora" else {}))
         model = wrap(load_model(ModelConfig(name_or_path=str(model_dir)), cfg), cfg)
-        with torch.no_grad():  # LoRA B starts at zero, which would hide every gradient below it
+        with torch.no_grad():  # LoRA B starts at 0 and norms at 1: both would hide differences
             for name, p in model.named_parameters():
-                if "lora_B" in name:
-                    p.normal_(0, 0.05)
+                if "lora_B" in name or "norm" in name:
+                    p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(2)) * 0.05)
         plain_loss, plain = grads_of(model, ids)
-        assert fuse_swiglu(model) == 2  # two layers
+        assert fuse(model) == patched
         loss, fused = grads_of(model, ids)
         assert torch.equal(loss, plain_loss)
         assert fused.keys() == plain.keys() and fused
         for name in plain:
             assert torch.equal(fused[name], plain[name]), name
-        unfuse_swiglu(model)
-        assert "forward" not in next(m for m in model.modules() if hasattr(m, "up_proj")).__dict__
+        unfuse(model)
+        assert not any(
+            "forward" in m.__dict__ for m in model.modules() if type(m).__name__.endswith(("MLP", "RMSNorm"))
+        )
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_fused_mlps_give_the_same_training_step(tiny_llama_dir, tiny_qwen2_dir, method):
+    assert_fusing_keeps_the_step((tiny_llama_dir, tiny_qwen2_dir), method, fuse_swiglu, unfuse_swiglu, 2)
 
 
 def saved_bytes(model, ids) -> int:
@@ -72,22 +80,24 @@ def saved_bytes(model, ids) -> int:
     return sum(n for ptr, n in storages.items() if ptr not in params)
 
 
-def test_fused_mlps_keep_fewer_bytes(tiny_llama_dir):
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).train()
+def bytes_saved_by(model, fuse) -> int:
+    """How many fewer bytes one forward of ``model`` keeps for backward after ``fuse(model)``."""
     ids = torch.randint(0, 1000, (4, 64), generator=torch.Generator().manual_seed(0))
     plain = saved_bytes(model, ids)
-    fuse_swiglu(model)
-    fused = saved_bytes(model, ids)
+    fuse(model)
+    return plain - saved_bytes(model, ids)
+
+
+def test_fused_mlps_keep_fewer_bytes(tiny_llama_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).train()
     tensor = 4 * 64 * model.config.intermediate_size * 4  # one [tokens x intermediate] float tensor
     # trained down_proj (full fine-tuning): SiLU's output and the product are not kept, per layer
-    assert plain - fused == 2 * 2 * tensor
+    assert bytes_saved_by(model, fuse_swiglu) == 2 * 2 * tensor
     unfuse_swiglu(model)
     for layer in model.model.layers:
         layer.mlp.down_proj.weight.requires_grad_(False)
-    plain = saved_bytes(model, ids)
-    fuse_swiglu(model)
     # frozen down_proj (LoRA's base layer): the product is not needed, SiLU's output is not kept
-    assert plain - saved_bytes(model, ids) == 2 * tensor
+    assert bytes_saved_by(model, fuse_swiglu) == 2 * tensor
 
 
 class OtherMLP(nn.Module):

@@ -3,18 +3,16 @@ asking for heldout.jsonl leaves train.jsonl and test.jsonl as they were."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
+
+from tests.helpers.examples import load_example
 
 ROOT = Path(__file__).parents[2]
 
 
 def _make_data():
-    spec = importlib.util.spec_from_file_location("make_data", ROOT / "examples/arithmetic/make_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("examples/arithmetic/make_data.py")
 
 
 def _read(path: Path) -> list[dict]:

@@ -3,18 +3,13 @@ they give, by hand."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
-ROOT = Path(__file__).parents[2]
+from tests.helpers.examples import load_example
 
 
 def _rewards():
-    spec = importlib.util.spec_from_file_location("rewards", ROOT / "examples/rewards/arithmetic_rewards.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("examples/rewards/arithmetic_rewards.py")
 
 
 def test_short_and_numeric():

@@ -14,10 +14,10 @@ its own forward, on a random input (Gemma's ``1 + weight`` norm, for one, is lef
 
 from __future__ import annotations
 
-import types
-
 import torch
 from torch import nn
+
+from tuneforge.speed.probe import patch_where_exact, unpatch
 
 
 class _RMSNorm(torch.autograd.Function):
@@ -88,18 +88,8 @@ def _computes_rmsnorm(norm: nn.Module) -> bool:
 
 def fuse_rmsnorm(model: nn.Module) -> int:
     """Patch every RMSNorm of ``model`` whose class passes the probe; returns how many."""
-    verdict: dict[type, bool] = {}
-    n = 0
-    for norm in candidates(model):
-        kind = type(norm)
-        if kind not in verdict:
-            verdict[kind] = _computes_rmsnorm(norm)
-        if verdict[kind]:
-            norm.forward = types.MethodType(_fused_forward, norm)
-            n += 1
-    return n
+    return patch_where_exact(candidates(model), _computes_rmsnorm, _fused_forward)
 
 
 def unfuse_rmsnorm(model: nn.Module) -> None:
-    for norm in candidates(model):
-        norm.__dict__.pop("forward", None)
+    unpatch(candidates(model))

@@ -16,11 +16,11 @@ against its own forward, on a random input.
 
 from __future__ import annotations
 
-import types
-
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from tuneforge.speed.probe import patch_where_exact, unpatch
 
 
 class _SiluMul(torch.autograd.Function):
@@ -111,18 +111,8 @@ def _computes_swiglu(mlp: nn.Module) -> bool:
 
 def fuse_swiglu(model: nn.Module) -> int:
     """Patch every SwiGLU MLP of ``model`` whose class passes the probe; returns how many."""
-    verdict: dict[type, bool] = {}
-    n = 0
-    for mlp in candidates(model):
-        kind = type(mlp)
-        if kind not in verdict:
-            verdict[kind] = _computes_swiglu(mlp)
-        if verdict[kind]:
-            mlp.forward = types.MethodType(_fused_forward, mlp)
-            n += 1
-    return n
+    return patch_where_exact(candidates(model), _computes_swiglu, _fused_forward)
 
 
 def unfuse_swiglu(model: nn.Module) -> None:
-    for mlp in candidates(model):
-        mlp.__dict__.pop("forward", None)
+    unpatch(candidates(model))
