@@ -136,3 +136,35 @@ def test_auto_on_with_padding_free_and_sdpa_only(tiny_llama_dir):
         apply_speedups(
             _model(tiny_llama_dir, "sdpa"), TrainConfig(padding_free=False, varlen_attention=True), 64
         )
+
+
+def test_prompt_learning_keeps_masked_sdpa(tiny_llama_dir):
+    """Prompt tuning prepends virtual tokens inside the model, outside the collator's bounds: the
+    switch stays off (refused when forced), and bounds that do not cover the tokens fall back."""
+    from peft import PromptTuningConfig, get_peft_model
+
+    def prompt_model():
+        cfg = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3)
+        return get_peft_model(_model(tiny_llama_dir, "sdpa"), cfg)
+
+    plan = apply_speedups(prompt_model(), TrainConfig(), 64)
+    assert plan.padding_free and not plan.varlen_attention
+    assert any("prompt learning" in n for n in plan.notes)
+    with pytest.raises(ConfigError, match="prompt-learning"):
+        apply_speedups(prompt_model(), TrainConfig(varlen_attention=True), 64)
+
+    model = _model(tiny_llama_dir, "sdpa").eval()
+    samples = _samples(model.config.vocab_size, lengths=(5, 4))
+    batch = packed_collate(0, None, segments=True)(samples)
+    with torch.no_grad():
+        ref = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        assert use_varlen_attention(model)
+        short = batch[SEGMENTS_KEY][:1]  # bounds of the first sample only
+        out = model(
+            input_ids=batch["input_ids"],
+            position_ids=batch["position_ids"],
+            use_cache=False,
+            **{SEGMENTS_KEY: short},
+        ).logits
+    torch.testing.assert_close(out, ref)
+    restore_sdpa(model)

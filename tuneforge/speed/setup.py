@@ -171,6 +171,14 @@ def _varlen_attention(model, want: bool | None, plan: SpeedPlan) -> bool:
                 "train.packing), which are off; turn one on or set varlen_attention to null"
             )
         return False
+    if getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False):
+        if want:
+            raise ConfigError(
+                "train.varlen_attention=true does not work with prompt-learning methods (their virtual "
+                "tokens are added inside the model, outside the sample bounds); set it to null or false"
+            )
+        plan.notes.append("varlen attention off: prompt learning adds tokens inside the model")
+        return False
     lm = _lm(model)
     if use_varlen_attention(lm) and packed_attention_works(model, segments=True):
         return True

@@ -51,7 +51,15 @@ def varlen_sdpa_attention(
 ) -> tuple[torch.Tensor, None]:
     """transformers' attention-function signature: query [batch, heads, tokens, dim], key and value
     [batch, kv heads, tokens, dim]; returns [batch, tokens, heads, dim]."""
-    if packed_segments is None or query.shape[2] != key.shape[2] or kwargs.get("position_bias") is not None:
+    bounds = None if packed_segments is None else packed_segments.tolist()
+    # the bounds must cover exactly these tokens: no KV cache, no tokens added inside the model
+    # (prompt tuning's virtual tokens); else the masked path transformers prepared
+    if (
+        not bounds
+        or query.shape[2] != key.shape[2]
+        or bounds[-1][2] != query.shape[2]
+        or kwargs.get("position_bias") is not None
+    ):
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
         return sdpa_attention_forward(
@@ -67,7 +75,7 @@ def varlen_sdpa_attention(
         )
     gqa = query.shape[1] != key.shape[1]
     rows: list[list[torch.Tensor]] = [[] for _ in range(query.shape[0])]
-    for r, start, end in packed_segments.tolist():
+    for r, start, end in bounds:
         rows[r].append(
             F.scaled_dot_product_attention(
                 query[r : r + 1, :, start:end],
