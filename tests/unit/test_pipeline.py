@@ -81,3 +81,30 @@ def test_render_drops_are_counted(tmp_path, tokenizer, tiny_llama_dir):
     write_alpaca(tmp_path / "long.json", rows)
     data = _prepare(tmp_path, tokenizer, tiny_llama_dir, datasets=[{"path": str(tmp_path / "long.json")}])
     assert data.stats.samples == 10 and sum(data.stats.dropped.values()) == 1
+
+
+def test_rows_across_chunks_are_each_sample_rendered_alone(tmp_path, tokenizer, tiny_llama_dir):
+    """1,300 samples are tokenized in three batches (250, 1,000, 50) and turned into Arrow batch by
+    batch; every row is still its own sample's rendering, in sample order, and drops are counted."""
+    from tuneforge.data.pipeline import load_sources, mix_and_split
+    from tuneforge.data.render import DropSample, RenderOptions, render_conversation
+
+    rows = [{"instruction": f"q{i} " * (i % 3 + 1), "input": "", "output": f"a{i}"} for i in range(1300)]
+    for i in (3, 600, 1290):  # too long for max_length 64: dropped in the first, second and last batch
+        rows[i]["instruction"] = "long " * 300
+    write_alpaca(tmp_path / "many.json", rows)
+    data = _prepare(tmp_path, tokenizer, tiny_llama_dir, datasets=[{"path": str(tmp_path / "many.json")}])
+
+    config = load_config(None, data=make_config(tmp_path, tiny_llama_dir, tmp_path / "many.json"))
+    template = resolve_template("auto", tokenizer)
+    loaded = [(ds, 1.0) for ds in load_sources(config, config.data.datasets, "conversation", "data.datasets")]
+    samples, _, _ = mix_and_split(config, loaded, [], "training samples")
+    alone = []
+    for sample in samples:
+        try:
+            alone.append(render_conversation(sample, tokenizer, template, RenderOptions(max_length=64)))
+        except DropSample:
+            pass
+    assert len(alone) == 1297 and data.stats.samples == 1297 and sum(data.stats.dropped.values()) == 3
+    assert data.train["input_ids"] == [r.input_ids for r in alone]
+    assert data.train["labels"] == [r.labels for r in alone]

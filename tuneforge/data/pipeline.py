@@ -112,48 +112,77 @@ def mix(loaded, seed: int) -> list[Sample]:
     return out
 
 
-def render_all(samples: list[Sample], tokenizer, template: Template | None, opts: RenderOptions, desc: str):
-    rendered: list[Rendered] = []
-    dropped: Counter[str] = Counter()
-    step = 1000  # conversations are tokenized in batches (render_conversation_chunks)
-    chunks = [samples[start : start + step] for start in range(0, len(samples), step)]
+@dataclass
+class Renders:
+    """What `render_all` made: the rows in sample order, why others were dropped, and the token rows
+    already in Arrow, one table per chunk."""
+
+    rows: list[Rendered | KindRow]
+    dropped: Counter[str]
+    tables: list = field(default_factory=list)
+
+    def dataset(self, fingerprint: str | None = None):
+        """The rows as a `datasets.Dataset` (input_ids int32, labels int64; a sample kind's own
+        columns). A ``fingerprint`` given saves datasets hashing the table (a twentieth of the time
+        of rendering 10,000 samples)."""
+        import datasets
+        import pyarrow as pa
+
+        if self.rows and isinstance(self.rows[0], KindRow):
+            return datasets.Dataset.from_list([r.columns for r in self.rows])
+        table = pa.concat_tables(self.tables) if self.tables else _arrow_table([])
+        return datasets.Dataset(datasets.table.InMemoryTable(table), fingerprint=fingerprint)
+
+
+def render_all(
+    samples: list[Sample], tokenizer, template: Template | None, opts: RenderOptions, desc: str
+) -> Renders:
+    out = Renders([], Counter())
+    # conversations are tokenized in batches of 1,000 (render_conversation_chunks); the first is
+    # smaller so the tokenizer starts sooner
+    bounds = [0, *range(min(250, len(samples)), len(samples), 1000), len(samples)]
+    chunks = [samples[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
     conversations = render_conversation_chunks(
         ([s for s in chunk if isinstance(s, Conversation)] for chunk in chunks), tokenizer, template, opts
     )
     bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=len(samples) < 2000, mininterval=1)
     for chunk, done in zip(chunks, conversations, strict=True):
         done = iter(done)
+        first, dropped_before = len(out.rows), out.dropped.total()
         for sample in chunk:  # in sample order
             try:
                 if isinstance(sample, Document):
-                    rendered.extend(render_document(sample, tokenizer, opts))
+                    out.rows.extend(render_document(sample, tokenizer, opts))
                     continue
                 if not isinstance(sample, Conversation):  # a sample kind's own shape (data.kinds)
-                    rendered.append(kind_of(sample).render(sample, tokenizer, template, opts))
+                    out.rows.append(kind_of(sample).render(sample, tokenizer, template, opts))
                     continue
                 r = next(done)
                 if isinstance(r, DropSample):
                     raise r
-                rendered.append(r)
+                out.rows.append(r)
             except DropSample as e:
-                dropped[e.reason] += 1
-        gc.collect(0)  # see _cyclic_gc_paused
+                out.dropped[e.reason] += 1
+        new = out.rows[first:]
+        if new and not isinstance(new[0], KindRow):
+            # here rather than at the end: the next chunk is being tokenized meanwhile
+            out.tables.append(_arrow_table(new))
+        if out.dropped.total() != dropped_before:
+            gc.collect(0)  # a dropped sample's exception holds frames in reference cycles
         bar.update(len(chunk))
     bar.close()
-    return rendered, dropped
+    return out
 
 
-def _to_dataset(rendered: list[Rendered]):
-    import datasets
+def _arrow_table(rendered: list[Rendered]):
+    """Token rows straight to Arrow with the type known (datasets.Dataset.from_dict infers it row by
+    row). Python ints convert to int64 in one fast pass (to int32 directly is six times slower: a
+    range check per element); one vectorised cast then gives the int32 ids datasets stores."""
     import pyarrow as pa
 
-    if rendered and isinstance(rendered[0], KindRow):
-        return datasets.Dataset.from_list([r.columns for r in rendered])
-    # straight to Arrow with the type known: datasets.Dataset.from_dict infers it row by row
-    ids = pa.array([r.input_ids for r in rendered], type=pa.list_(pa.int32()))  # as datasets stores ids
+    ids = pa.array([r.input_ids for r in rendered], type=pa.list_(pa.int64())).cast(pa.list_(pa.int32()))
     labels = pa.array([r.labels for r in rendered], type=pa.list_(pa.int64()))
-    table = pa.Table.from_arrays([ids, labels], names=["input_ids", "labels"])
-    return datasets.Dataset(datasets.table.InMemoryTable(table))
+    return pa.Table.from_arrays([ids, labels], names=["input_ids", "labels"])
 
 
 def _key(cfg: Config, loaded, eval_loaded, tokenizer, template: Template | None, sample_kind: str) -> str:
@@ -174,9 +203,10 @@ def _key(cfg: Config, loaded, eval_loaded, tokenizer, template: Template | None,
 def _cyclic_gc_paused():
     """Loading and rendering make millions of long-lived objects (rows, messages, id lists), and
     Python's cyclic collector would walk all of them again at each full collection: a third of the
-    loading time at 10,000 samples. It is paused here; `render_all` collects the youngest
-    generation after each chunk, which frees the chunk's own reference cycles (the template
-    engine's) without walking what is kept."""
+    loading time at 10,000 samples. It is paused here. Rendering a sample makes no reference cycle;
+    dropping one does (its exception keeps the frames that raised it), so `render_all` collects the
+    youngest generation after a chunk that dropped samples, which frees them without walking what
+    is kept."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -213,16 +243,18 @@ def _prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind
     opts = RenderOptions(
         max_length=d.max_length, train_on_prompt=d.train_on_prompt, mask_history=d.mask_history
     )
-    rendered, render_dropped = render_all(samples, tokenizer, template, opts, "tokenizing")
-    dropped.update(render_dropped)
+    renders = render_all(samples, tokenizer, template, opts, "tokenizing")
+    rendered = renders.rows
+    dropped.update(renders.dropped)
     if not rendered:
         reasons = ", ".join(f"{r} x{n}" for r, n in dropped.most_common()) or "no rows"
         raise DataError(
             f"data.datasets: no usable samples after filtering ({reasons}); check data.max_length and the data"
         )
-    eval_rendered, _ = (
-        render_all(eval_samples, tokenizer, template, opts, "tokenizing eval") if eval_samples else ([], None)
+    eval_renders = (
+        render_all(eval_samples, tokenizer, template, opts, "tokenizing eval") if eval_samples else None
     )
+    eval_rendered = eval_renders.rows if eval_renders else []
 
     lengths = [r.tokens if isinstance(r, KindRow) else len(r.input_ids) for r in rendered]
     stats = DataStats(
@@ -237,7 +269,8 @@ def _prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind
         eval_samples=len(eval_rendered),
         sources=[ds.label for ds, _ in loaded],
     )
-    train, ev = _to_dataset(rendered), (_to_dataset(eval_rendered) if eval_rendered else None)
+    train = renders.dataset(fingerprint=f"{key}-train")
+    ev = eval_renders.dataset(fingerprint=f"{key}-eval") if eval_rendered else None
     _write_cache(folder, train, ev, stats)
     return PreparedData(train, ev, stats, key, cache_hit=False)
 

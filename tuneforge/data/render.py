@@ -142,12 +142,19 @@ def render_conversation_chunks(
         waiting = None
         for convs in chunks:
             prepared = prepare_conversations(convs, tokenizer, template, opts)
-            encoding = pool.submit(_encode_many, tokenizer, _texts(prepared))
+            texts = _texts(prepared)
+            # only the Rust call in the thread: the Python that turns its output into token lists
+            # runs here, so the thread goes back to the tokenizer (on both cores) at once
+            encoding = pool.submit(_backend_encode, tokenizer, texts)
             if waiting is not None:
-                yield finish_conversations(waiting[0], waiting[1].result(), opts)
-            waiting = (prepared, encoding)
+                yield _finish_encoded(*waiting, tokenizer, opts)
+            waiting = (prepared, texts, encoding)
         if waiting is not None:
-            yield finish_conversations(waiting[0], waiting[1].result(), opts)
+            yield _finish_encoded(*waiting, tokenizer, opts)
+
+
+def _finish_encoded(prepared, texts: list[str], encoding, tokenizer, opts: RenderOptions):
+    return finish_conversations(prepared, _tokens(tokenizer, texts, encoding.result()), opts)
 
 
 def prepare_conversations(
@@ -392,6 +399,11 @@ def _encode(tokenizer, text: str) -> _Tokens:
 def _encode_many(tokenizer, texts: list[str]) -> list[_Tokens]:
     """The texts' tokens (no special tokens added, a bos in front where `_with_bos` puts one), in one
     call of the backend (Rust) tokenizer."""
+    return _tokens(tokenizer, texts, _backend_encode(tokenizer, texts))
+
+
+def _backend_encode(tokenizer, texts: list[str]) -> list:
+    """The Rust encodings of ``texts`` (no special tokens added), in one batched call."""
     if not texts:
         return []
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -400,9 +412,16 @@ def _encode_many(tokenizer, texts: list[str]) -> list[_Tokens]:
             f"the renderer needs a fast tokenizer (one with a tokenizer.json) for character offsets; "
             f"{type(tokenizer).__name__} is not one; convert the tokenizer or use the model's fast tokenizer"
         )
+    return backend.encode_batch(texts, add_special_tokens=False)
+
+
+def _tokens(tokenizer, texts: list[str], encodings: list) -> list[_Tokens]:
+    """`_Tokens` of each text from its Rust encoding, a bos put in front where `_with_bos` puts one."""
+    if not texts:
+        return []
     bos = _bos_to_add(tokenizer)
     out = []
-    for text, enc in zip(texts, backend.encode_batch(texts, add_special_tokens=False), strict=True):
+    for text, enc in zip(texts, encodings, strict=True):
         ids = enc.ids
         shift = _lacks_bos(bos, text, ids)
         out.append(_Tokens([bos[0], *ids] if shift else ids, enc, int(shift)))

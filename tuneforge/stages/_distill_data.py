@@ -22,7 +22,6 @@ from tuneforge.data.conversation import Conversation, Message
 from tuneforge.data.pipeline import (
     DataStats,
     PreparedData,
-    _to_dataset,
     _write_cache,
     cache_root,
     render_all,
@@ -71,11 +70,12 @@ def prepare_teacher_answers(cfg, tokenizer, template: Template, load_teacher: Ca
             Conversation([Message(m["role"], m["content"]) for m in msgs] + [Message("assistant", a)])
             for msgs, a in zip(split["messages"], answers, strict=True)
         ]
-        rendered, dropped = render_all(convs, tokenizer, template, opts, "tokenizing teacher answers")
+        renders = render_all(convs, tokenizer, template, opts, "tokenizing teacher answers")
+        rendered, dropped = renders.rows, renders.dropped
         if split is prompts.train and not rendered:
             reasons = ", ".join(f"{r} x{n}" for r, n in dropped.most_common())
             raise DataError(f"data.datasets: no usable teacher answers ({reasons}); raise data.max_length")
-        out.append(_to_dataset(rendered) if rendered else None)
+        out.append(renders.dataset() if rendered else None)
         all_stats.append((rendered, dropped))
     rendered, dropped = all_stats[0]
     lengths = [len(r.input_ids) for r in rendered]
