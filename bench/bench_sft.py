@@ -199,6 +199,7 @@ def run_tuneforge(a) -> dict:
     from tuneforge.data.templates import resolve_template
     from tuneforge.models.load import load_model, load_tokenizer
     from tuneforge.models.wrap import wrap
+    from tuneforge.speed.huge_pages import enable_huge_pages
     from tuneforge.stages import STAGES
     from tuneforge.train import TrainContext, training_arguments
 
@@ -228,6 +229,7 @@ def run_tuneforge(a) -> dict:
             "output": {"dir": a.out, "overwrite": True},
         },
     )
+    enable_huge_pages(cfg.train.huge_pages)  # as run_training starts
     tok = load_tokenizer(cfg.model)
     data = prepare_data(cfg, tok, resolve_template("auto", tok), "conversation")
     model = wrap(load_model(cfg.model, cfg.method), cfg.method)
@@ -386,6 +388,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, help="samples per step (default: 8)")
     a = p.parse_args()
     if a.side:
+        if a.side == "tuneforge" and json.loads(a.switches).get("huge_pages") is not False:
+            from tuneforge.speed.huge_pages import set_at_process_start
+
+            set_at_process_start(["train"])  # what the `tuneforge train` process does first
         result = (run_baseline if a.side == "baseline" else run_tuneforge)(a)
         print("RESULT " + json.dumps(result), flush=True)
         return

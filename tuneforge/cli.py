@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from tuneforge.errors import TuneforgeError
@@ -27,7 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import transformers
 
     transformers.logging.set_verbosity_warning()
@@ -49,6 +47,10 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if argv is None:  # a process of its own: before any import allocates (tuneforge.speed.huge_pages)
+        from tuneforge.speed.huge_pages import set_at_process_start
+
+        set_at_process_start(sys.argv[1:])
     try:
         code = run(sys.argv[1:] if argv is None else argv)
     except TuneforgeError as e:

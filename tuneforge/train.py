@@ -130,9 +130,12 @@ def run_training(cfg: Config) -> Path | None:
     from tuneforge.methods import METHODS
     from tuneforge.models.load import load_model, load_tokenizer, resolve_model_source
     from tuneforge.models.wrap import count_parameters, wrap
+    from tuneforge.speed.huge_pages import enable_huge_pages
     from tuneforge.speed.launch import distributed_state, is_main, main_process_first
     from tuneforge.stages import STAGES
 
+    huge_pages, why_not = enable_huge_pages(cfg.train.huge_pages)  # before anything is allocated
+    log.info("speed: huge_pages=%s %s", huge_pages, why_not)
     stage = STAGES.get(cfg.stage.name)
     METHODS.get(cfg.method.name)
     state = distributed_state()  # None in a single-process run
@@ -147,6 +150,9 @@ def run_training(cfg: Config) -> Path | None:
     # a stage with its own sample shape (prompts for grpo) prepares its data itself
     with main_process_first(state):  # rank 0 tokenizes and caches; the others then read the cache
         data = getattr(stage, "prepare_data", prepare_data)(cfg, tokenizer, template, stage.SAMPLE_KIND)
+    # tokenizing is done (with the Rust tokenizer's threads); a later fork (data loader workers)
+    # would otherwise print tokenizers' warning about forking after it used them
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     during.check(cfg, has_eval_data=data.eval is not None)
     s = data.stats
     print(

@@ -54,7 +54,9 @@ class TuneforgeMixin:
             batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
             return group_by_length_sampler(lengths_of(dataset), batch, seed)
         if self.speed.longest_first:
-            return LongestFirstSampler(lengths_of(dataset), seed)
+            # step 1 is the first per-device batch of every rank
+            first = self.args.per_device_train_batch_size * max(1, self.args.world_size)
+            return LongestFirstSampler(lengths_of(dataset), seed, first)
         return super()._get_train_sampler(train_dataset)
 
     def training_step(self, *args, **kwargs):

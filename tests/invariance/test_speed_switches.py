@@ -108,5 +108,36 @@ def test_longest_sample_comes_first():
         order = list(s)
         assert order[0] == 4 and sorted(order) == list(range(8))
     assert list(LongestFirstSampler(lengths, 1)) == list(LongestFirstSampler(lengths, 1))
+    for epoch in (0, 1):  # a batch of three: the three longest first, in a seeded random order
+        s = LongestFirstSampler(lengths, seed=1, first=3)
+        s.set_epoch(epoch)
+        order = list(s)
+        assert set(order[:3]) == {4, 1, 3} and sorted(order) == list(range(8))
+    orders = {tuple(LongestFirstSampler(lengths, seed, first=3))[:3] for seed in range(20)}
+    assert len(orders) > 1  # the heaviest batch is shuffled too
+    assert list(LongestFirstSampler(lengths, 0, first=100)) != sorted(range(8))  # more than there are
     grouped = list(group_by_length_sampler(lengths, batch_size=2, seed=0))
     assert 4 in grouped[:2] and sorted(grouped) == list(range(8))
+
+
+def test_first_batch_holds_the_longest_samples(tmp_path, tiny_llama_dir):
+    """Through the trainer: step 1's batch is the per-device batch size's longest samples (in
+    padding-free rows, the most tokens any batch can have), so memory peaks at step 1."""
+    from tests.helpers.runs import make_config, write_alpaca
+    from tests.helpers.stages import build_trainer
+    from tuneforge.speed.samplers import lengths_of
+
+    rows = [{"instruction": "word " * (i * 7 % 23 + 1), "input": "", "output": f"a{i}"} for i in range(24)]
+    cfg = make_config(tmp_path, tiny_llama_dir, write_alpaca(tmp_path / "d.json", rows))
+    cfg["train"].update(per_device_train_batch_size=4)
+    trainer = build_trainer(cfg, tmp_path / "run")
+    lengths = lengths_of(trainer.train_dataset)
+    order = list(trainer._get_train_sampler())
+    assert sorted(lengths[i] for i in order[:4]) == sorted(lengths)[-4:]
+    seen = []
+    collate = trainer.data_collator
+    trainer.data_collator = lambda features: (
+        seen.append([len(f["input_ids"]) for f in features]) or collate(features)
+    )
+    next(iter(trainer.get_train_dataloader()))
+    assert sorted(seen[0]) == sorted(lengths)[-4:]

@@ -206,8 +206,16 @@ class TrainConfig(Section):
         "system instead of staying in the heap: about a third less peak memory, but each big "
         "allocation maps fresh pages (a third slower on 2 CPU threads). For runs that would not fit.",
     )
+    huge_pages: bool | None = Field(
+        None,
+        description="Back CPU tensors of 2 MiB and more with transparent huge pages (PyTorch's "
+        "THP_MEM_ALLOC_ENABLE, set when the run starts): fewer TLB misses and page faults, the same "
+        "numbers. null: on where the kernel offers them (transparent_hugepage mode madvise or always).",
+    )
     longest_first: bool = Field(
-        True, description="Put the longest sample in the first batch, so out-of-memory shows at step 1."
+        True,
+        description="Make the first batch the longest samples (per-device batch size x processes), so "
+        "out-of-memory shows at step 1 and memory peaks at once.",
     )
     group_by_length: bool = Field(
         False, description="Batch samples of similar length together (less padding when not padding-free)."

@@ -12,12 +12,14 @@
   (`train.fused_rmsnorm`).
 - `tuneforge.speed.host_memory`: glibc's mmap threshold fixed, so freed activations go back to the
   system (`train.return_freed_memory`).
+- `tuneforge.speed.huge_pages`: big CPU tensors in transparent huge pages (`train.huge_pages`), set
+  when a run starts, before anything is allocated.
 - `tuneforge.speed.collate`: padding-free batching (`train.padding_free`): the samples of a batch
   are laid end to end in rows with position ids restarting per sample; `packing.py` packs the
   dataset itself into rows of `data.max_length` (`train.packing`).
 - `tuneforge.speed.varlen_attention`: attention over padding-free rows run once per sample, causal
   and without a mask (`train.varlen_attention`).
-- `tuneforge.speed.samplers`: longest batch first (`train.longest_first`), length grouping
+- `tuneforge.speed.samplers`: the longest samples first (`train.longest_first`), length grouping
   (`train.group_by_length`).
 - `tuneforge.speed.setup`: applies the switches to a model and trainer (called from the stage's
   trainer builder, never at import time).
@@ -35,6 +37,7 @@ TRAIN_FIELDS = frozenset(
         "fused_lora_dropout",
         "fused_lora_output",
         "return_freed_memory",
+        "huge_pages",
         "fused_swiglu",
         "fused_rmsnorm",
         "longest_first",

@@ -8,8 +8,10 @@ tensors a fifth of the step.
 
 Here dropout and ``lora_A`` are one autograd function that keeps ``x`` itself (shared by the layers
 that read it), a one-byte keep mask, and ``lora_A``'s weight; the dropped input is rebuilt in
-backward. The mask comes from 16 random bits per element, so the drop probability is ``p`` rounded
-to 1/65536, and kept values are scaled by 1 / (1 - that probability), as dropout does.
+backward. Each element is dropped independently with probability ``p`` and kept values are scaled
+by 1 / (1 - p), as dropout does. On the CPU the dropped positions are drawn directly, as the gaps
+between drops (geometric with parameter ``p``): about ``p`` draws per element instead of one, which
+halves the mask's cost; on other devices the mask is one uniform draw per element.
 
 Only vanilla LoRA layers (float, 4- or 8-bit base; no DoRA or other variant) with
 ``lora_dropout > 0`` are changed: their
@@ -26,18 +28,33 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-_BITS = 1 << 16
+
+def drop_positions(n: int, p: float, draws: int | None = None) -> torch.Tensor:
+    """Sorted flat positions in [0, n), each present independently with probability ``p`` (CPU): the
+    gaps between successive drops are geometric, so their running sum lists the drops. ``draws``
+    per round defaults to enough for nearly always one round."""
+    mean = n * p
+    k = draws or int(mean + 6 * math.sqrt(mean) + 16)
+    parts, last = [], -1
+    while True:
+        pos = torch.empty(k, dtype=torch.int64).geometric_(p).cumsum_(0).add_(last)
+        end = int(pos[-1])
+        if end >= n:
+            parts.append(pos[: int(torch.searchsorted(pos, n))])
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
+        parts.append(pos)
+        last = end
 
 
-def keep_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, float]:
-    """(a uint8 tensor, 1 where kept; the exact drop probability). Four 16-bit draws come from each
-    64-bit one: a quarter of the generator calls of ``bernoulli_``; uint8 because it turns into a
-    float multiplier several times faster than bool does."""
+def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
+    """A uint8 tensor, 0 where dropped (each element independently with probability ``p``), else 1;
+    uint8 because it turns into a float multiplier several times faster than bool does."""
+    if device.type != "cpu":
+        return (torch.rand(shape, device=device) >= p).view(torch.uint8)
     n = math.prod(shape)
-    threshold = round(p * _BITS)
-    raw = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
-    bits = raw.view(torch.int16)[:n].view(shape)
-    return (bits >= threshold - _BITS // 2).view(torch.uint8), threshold / _BITS
+    keep = torch.ones(n, dtype=torch.uint8)
+    keep.index_fill_(0, drop_positions(n, p), 0)
+    return keep.view(shape)
 
 
 class _DropoutLinear(torch.autograd.Function):
@@ -45,8 +62,8 @@ class _DropoutLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, p: float):
-        keep, p_exact = keep_mask(x.shape, p, x.device)
-        scale = 1.0 / (1.0 - p_exact)
+        keep = keep_mask(x.shape, p, x.device)
+        scale = 1.0 / (1.0 - p)
         out = F.linear(keep.to(x.dtype).mul_(x), weight) * scale  # in place: one big tensor, not two
         ctx.save_for_backward(x, weight, keep)
         ctx.scale = scale
@@ -103,7 +120,7 @@ def fusable_layers(model: nn.Module) -> list[tuple[nn.Module, str]]:
             a = module.lora_A[name]
             if (
                 isinstance(drop, nn.Dropout)
-                and drop.p > 0
+                and 0 < drop.p < 1
                 and name not in getattr(module, "lora_variant", {})
                 and type(a) is nn.Linear
                 and a.bias is None
