@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 IGNORE_INDEX = -100
-CHUNK_ROWS = 512  # rows of logits alive at once: 512 x 49k x 4 B = 100 MB for SmolLM2 (logsumexp doubles it)
+CHUNK_ROWS = 512  # rows of logits alive at once: 512 x 49k x 4 B = 100 MB for SmolLM2
 
 
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
@@ -46,17 +46,21 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
             h = hidden[start : start + chunk].float()
             t = targets[start : start + chunk]
             logits = h @ w32.t()
-            lse = torch.logsumexp(logits, dim=-1)
-            total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
-            if need_h or need_w:
-                # d(lse - logit_t)/dlogits = softmax - onehot(t), computed in place in the logits buffer
-                probs = logits.sub_(lse[:, None]).exp_()
-                probs[torch.arange(t.shape[0], device=t.device), t] -= 1.0
-                if need_h:
-                    grad_h[start : start + chunk] = (probs @ w32).to(hidden.dtype)
-                if need_w:
-                    grad_w.addmm_(probs.t(), h)
-            del logits
+            target_logit = logits.gather(1, t[:, None]).squeeze(1)
+            # logsumexp by hand, in place in the logits buffer: torch.logsumexp makes a temporary
+            # the size of the chunk, and passes over it twice more than this
+            top = logits.amax(dim=-1)
+            e = logits.sub_(top[:, None]).exp_()
+            norm = e.sum(dim=-1)
+            total += (top + norm.log() - target_logit).sum()
+            # d(lse - logit_t)/dlogits = e / norm - onehot(t): the division and the onehot are
+            # applied to the small products, not to the [rows x vocab] buffer
+            if need_h:
+                grad_h[start : start + chunk] = ((e @ w32).div_(norm[:, None]) - w32[t]).to(hidden.dtype)
+            if need_w:
+                grad_w.addmm_(e.t(), h / norm[:, None])
+                grad_w.index_add_(0, t, h, alpha=-1.0)
+            del logits, e
         ctx.save_for_backward(grad_h if need_h else None, grad_w.to(weight.dtype) if need_w else None)
         return total
 

@@ -52,12 +52,15 @@ def varlen_sdpa_attention(
     """transformers' attention-function signature: query [batch, heads, tokens, dim], key and value
     [batch, kv heads, tokens, dim]; returns [batch, tokens, heads, dim]."""
     bounds = None if packed_segments is None else packed_segments.tolist()
-    # the bounds must cover exactly these tokens: no KV cache, no tokens added inside the model
-    # (prompt tuning's virtual tokens); else the masked path transformers prepared
+    sizes: list[list[int]] = [[] for _ in range(query.shape[0])]
+    for r, start, end in bounds or ():
+        sizes[r].append(end - start)
+    # the bounds must cover exactly these tokens, row by row: no KV cache, no tokens added inside the
+    # model (prompt tuning's virtual tokens); else the masked path transformers prepared
     if (
         not bounds
         or query.shape[2] != key.shape[2]
-        or bounds[-1][2] != query.shape[2]
+        or any(sum(row) != query.shape[2] for row in sizes)
         or kwargs.get("position_bias") is not None
     ):
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -74,20 +77,20 @@ def varlen_sdpa_attention(
             **kwargs,
         )
     gqa = query.shape[1] != key.shape[1]
-    rows: list[list[torch.Tensor]] = [[] for _ in range(query.shape[0])]
-    for r, start, end in bounds:
-        rows[r].append(
+    rows = []
+    # unbind and split, not slicing: their backward puts the pieces' gradients together in one
+    # stack or cat, where each slice's backward would fill a zero tensor of the whole input
+    for q_row, k_row, v_row, row in zip(query.unbind(0), key.unbind(0), value.unbind(0), sizes, strict=True):
+        parts = [
             F.scaled_dot_product_attention(
-                query[r : r + 1, :, start:end],
-                key[r : r + 1, :, start:end],
-                value[r : r + 1, :, start:end],
-                dropout_p=dropout,
-                scale=scaling,
-                is_causal=True,
-                enable_gqa=gqa,
+                q[None], k[None], v[None], dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa
             )
-        )
-    out = torch.cat([torch.cat(parts, dim=2) for parts in rows], dim=0)
+            for q, k, v in zip(
+                q_row.split(row, dim=1), k_row.split(row, dim=1), v_row.split(row, dim=1), strict=True
+            )
+        ]
+        rows.append(torch.cat(parts, dim=2))
+    out = torch.cat(rows, dim=0)
     return out.transpose(1, 2).contiguous(), None
 
 
