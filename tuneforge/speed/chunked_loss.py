@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import types
+import weakref
 from typing import Any
 
 import torch
@@ -42,10 +43,11 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_h = torch.empty_like(hidden) if need_h else None
         grad_w = torch.zeros_like(w32) if need_w else None
+        buffer = _logits_buffer(weight, min(chunk, hidden.shape[0]))
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start : start + chunk].float()
             t = targets[start : start + chunk]
-            logits = h @ w32.t()
+            logits = torch.mm(h, w32.t(), out=buffer[: h.shape[0]])
             target_logit = logits.gather(1, t[:, None]).squeeze(1)
             # logsumexp by hand, in place in the logits buffer: torch.logsumexp makes a temporary
             # the size of the chunk, and passes over it twice more than this
@@ -70,6 +72,23 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         gh = grad_h * grad_out.to(grad_h.dtype) if grad_h is not None else None
         gw = grad_w * grad_out.to(grad_w.dtype) if grad_w is not None else None
         return gh, gw, None, None
+
+
+_BUFFERS: dict[int, torch.Tensor] = {}  # id(head weight) -> its logits buffer, dropped with the weight
+
+
+def _logits_buffer(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """A float32 [rows x vocab] buffer for the logits, kept per head weight (and freed with it) and
+    reused by every chunk of every step: a fresh one is beyond malloc's heap (100 MB for SmolLM2),
+    so the system would map and zero new pages for each chunk, a third of the loss's time."""
+    key = id(weight)
+    buffer = _BUFFERS.get(key)
+    if buffer is None or buffer.shape[0] < rows or buffer.device != weight.device:
+        if key not in _BUFFERS:
+            weakref.finalize(weight, _BUFFERS.pop, key, None)
+        buffer = torch.empty(rows, weight.shape[0], dtype=torch.float32, device=weight.device)
+        _BUFFERS[key] = buffer
+    return buffer
 
 
 def chunked_causal_lm_loss(

@@ -5,8 +5,9 @@ PEFT computes a LoRA layer as ``result + lora_B(lora_A(dropout(x))) * scaling``:
 ``lora_B`` product, a multiplication and an addition each read and write a full
 ``[tokens x out_features]`` tensor, and backward multiplies the incoming gradient by the scaling on
 that full size again. On SmolLM2 these passes over memory took about a fifth of a LoRA step on this
-CPU. Here the same sum is ``addmm(result, a, lora_B.weight.T, alpha=scaling)``: one pass, the
-scaling applied inside the multiply (and, in backward, to the small ``[tokens x r]`` gradient).
+CPU. Here the same sum is ``result.addmm_(a, lora_B.weight.T, alpha=scaling)``: one pass, in
+place in the base output (which the base Linear does not keep for backward), the scaling applied
+inside the multiply (and, in backward, to the small ``[tokens x r]`` gradient).
 The sum is the same up to float rounding (`tests/invariance/test_lora_output.py`).
 
 Only plain LoRA layers (PEFT's ``lora.Linear`` over an ``nn.Linear``; no DoRA or other variant, no
@@ -30,16 +31,17 @@ def _fused_forward(layer: nn.Module, x: torch.Tensor, *args, **kwargs) -> torch.
     name = names[0]
     if name not in layer._tuneforge_fused_output:
         return type(layer).forward(layer, x, *args, **kwargs)
+    lead = x.shape[:-1]
+    x = x.reshape(-1, x.shape[-1])  # 2-D from here, so the sum below is in place on a plain tensor
     result = layer.base_layer(x)
     lora_a = layer.lora_A[name]
     a = lora_a(layer.lora_dropout[name](layer._cast_input_dtype(x, lora_a.weight.dtype)))
     b = layer.lora_B[name].weight
     if a.dtype != result.dtype or b.dtype != result.dtype:
-        return result + layer.lora_B[name](a) * layer.scaling[name]
-    out = torch.addmm(
-        result.reshape(-1, result.shape[-1]), a.reshape(-1, a.shape[-1]), b.t(), alpha=layer.scaling[name]
-    )
-    return out.view(result.shape)
+        return (result + layer.lora_B[name](a) * layer.scaling[name]).view(*lead, -1)
+    # in place: the base output is not kept for backward (a Linear keeps its input), so adding into
+    # it saves writing a fresh [tokens x out_features] tensor
+    return result.addmm_(a, b.t(), alpha=layer.scaling[name]).view(*lead, -1)
 
 
 def fusable(layer: nn.Module) -> list[str]:
