@@ -43,11 +43,14 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_h = torch.empty_like(hidden) if need_h else None
         grad_w = torch.zeros_like(w32) if need_w else None
-        buffer = _logits_buffer(weight, min(chunk, hidden.shape[0]))
+        # a buffer kept across calls is state torch.compile cannot trace: compiled, each chunk allocates
+        buffer = (
+            None if torch.compiler.is_compiling() else _logits_buffer(weight, min(chunk, hidden.shape[0]))
+        )
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start : start + chunk].float()
             t = targets[start : start + chunk]
-            logits = torch.mm(h, w32.t(), out=buffer[: h.shape[0]])
+            logits = h @ w32.t() if buffer is None else torch.mm(h, w32.t(), out=buffer[: h.shape[0]])
             target_logit = logits.gather(1, t[:, None]).squeeze(1)
             # logsumexp by hand, in place in the logits buffer: torch.logsumexp makes a temporary
             # the size of the chunk, and passes over it twice more than this

@@ -60,8 +60,9 @@ def run(cfg: Config, target) -> TaskResult:
             f"{section}: the model has no chat template; use kind: document or a run with a template"
         )
     opts = RenderOptions(max_length=cfg.max_length, train_on_prompt=False, mask_history=False)
-    rendered, dropped = render_all(samples, target.tokenizer, template, opts, f"rendering {cfg.key}")
-    rendered = [r for r in rendered if any(x != -100 for x in r.labels[1:])]
+    renders = render_all(samples, target.tokenizer, template, opts, f"rendering {cfg.key}")
+    dropped = renders.dropped
+    rendered = [r for r in renders.rows if any(x != -100 for x in r.labels[1:])]
     if not rendered:
         raise DataError(f"{section}: no sample has a token to score (dropped: {dict(dropped) or 'none'})")
     total, count = 0.0, 0
