@@ -34,6 +34,7 @@ def test_kernel_mode_is_read_from_sysfs(tmp_path, monkeypatch):
     )
     with pytest.raises(ConfigError, match="offers no transparent huge pages"):
         huge_pages.enable_huge_pages(True)
+    monkeypatch.delenv(huge_pages.ENV, raising=False)
     assert huge_pages.enable_huge_pages(False) == (False, "")
 
 

@@ -1,5 +1,6 @@
-"""Transparent huge pages for big CPU tensors: `train.huge_pages`, turned on by
-`tuneforge.train.run_training` (and the benchmark) before anything of the run is allocated.
+"""Transparent huge pages for big CPU tensors: `train.huge_pages`, set by the `tuneforge train`
+process before anything is allocated (`set_at_process_start`, called by `tuneforge.cli.main`; the
+benchmark does the same) and checked when `tuneforge.train.run_training` starts.
 
 PyTorch puts CPU allocations of 2 MiB and more in memory advised for 2 MiB transparent huge pages
 (``madvise(MADV_HUGEPAGE)``) when the environment has ``THP_MEM_ALLOC_ENABLE=1``. An activation of
@@ -59,32 +60,26 @@ def in_effect() -> bool:
     return False
 
 
+def offered() -> bool:
+    """Whether the kernel gives huge pages to memory advised for them."""
+    return kernel_mode() in ("always", "madvise")
+
+
 def set_at_process_start(argv: list[str]) -> None:
     """First thing in a `tuneforge train` or `candidates` process: set THP_MEM_ALLOC_ENABLE=1 unless
-    the environment has it already, the kernel offers no huge pages, or the config file or a
-    ``train.huge_pages=`` argument says false (read as plain YAML here; the config is validated later)."""
-    if argv[:1] not in (["train"], ["candidates"]) or ENV in os.environ:
+    the environment has it already, the kernel offers no huge pages, or the config (its file and
+    ``key=value`` arguments, read unvalidated; the run validates them) says train.huge_pages false."""
+    if argv[:1] not in (["train"], ["candidates"]) or ENV in os.environ or not offered():
         return
-    if kernel_mode() not in ("always", "madvise"):
-        return
-    import yaml
+    from tuneforge.config.raw import read_raw
 
-    want = None
     words = [a for a in argv[1:] if not a.startswith("-")]
-    if words and "=" not in words[0]:
-        try:
-            raw = yaml.safe_load(Path(words[0]).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            raw = None  # loading the config reports it
-        if isinstance(raw, dict) and isinstance(raw.get("train"), dict):
-            want = raw["train"].get("huge_pages")
-    for word in words:
-        if word.startswith("train.huge_pages="):
-            try:
-                want = yaml.safe_load(word.split("=", 1)[1])
-            except yaml.YAMLError:
-                pass
-    if want is not False:
+    path = words[0] if words and "=" not in words[0] else None
+    try:
+        train = read_raw(path, [w for w in words if "=" in w]).get("train")
+    except ConfigError:
+        train = None  # loading the config reports it
+    if not (isinstance(train, dict) and train.get("huge_pages") is False):
         os.environ[ENV] = "1"
 
 
@@ -92,9 +87,11 @@ def enable_huge_pages(want: bool | None) -> tuple[bool, str]:
     """Turn huge pages on for this process's CPU tensors (``want`` None: wherever the kernel offers
     them; True: refuse where they cannot be had; False: leave alone). Returns (on, why not)."""
     if want is False:
+        if os.environ.get(ENV) == "1" and in_effect():  # the user's own environment
+            return True, f"train.huge_pages=false, but {ENV}=1 in the environment keeps them on"
         return False, ""
-    mode = kernel_mode()
-    if mode not in ("always", "madvise"):
+    if not offered():
+        mode = kernel_mode()
         if want:
             raise ConfigError(
                 f"train.huge_pages=true, but this system offers no transparent huge pages (kernel mode "
