@@ -5,6 +5,7 @@ for backward."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -17,10 +18,10 @@ from tuneforge.models.load import load_model
 from tuneforge.models.wrap import wrap
 from tuneforge.speed import lora_dropout
 from tuneforge.speed.lora_dropout import (
+    draw_drops,
     drop_positions,
     dropout_linear,
     fuse_lora_dropout,
-    keep_mask,
     unfuse_lora_dropout,
 )
 from tuneforge.speed.setup import apply_speedups
@@ -38,6 +39,15 @@ def lora_model(model_dir, method: str = "lora", dropout: float = 0.1, **extra):
     return model
 
 
+def as_keep(drops: torch.Tensor, shape) -> torch.Tensor:
+    """The uint8 keep mask (0 where dropped) that `draw_drops`' answer stands for."""
+    if drops.dtype == torch.uint8:
+        return drops.view(shape)
+    keep = torch.ones(math.prod(shape), dtype=torch.uint8)
+    keep[drops.long()] = 0
+    return keep.view(shape)
+
+
 def test_dropout_linear_equals_linear_of_the_masked_input():
     torch.manual_seed(0)
     x = torch.randn(3, 7, 32, requires_grad=True)
@@ -49,7 +59,9 @@ def test_dropout_linear_equals_linear_of_the_masked_input():
     got = out.detach(), x.grad.clone(), w.grad.clone()
     x.grad = w.grad = None
     torch.manual_seed(1)
-    keep = keep_mask(x.shape, 0.3, x.device)
+    drops = draw_drops(x.shape, 0.3, x.device)
+    assert drops.dtype == torch.int32  # CPU: positions, not a mask
+    keep = as_keep(drops, x.shape)
     ref = nn.functional.linear(x * keep / (1 - 0.3), w)
     ref.backward(g)
     for a, b in zip(got, (ref.detach(), x.grad, w.grad), strict=True):
@@ -59,11 +71,24 @@ def test_dropout_linear_equals_linear_of_the_masked_input():
 
 def test_drop_rate_follows_p():
     for p in (0.05, 0.5):
-        keep = keep_mask(torch.Size([200, 1000]), p, torch.device("cpu"))
-        assert keep.dtype == torch.uint8 and set(keep.unique().tolist()) == {0, 1}
+        shape = torch.Size([200, 1000])
+        keep = as_keep(draw_drops(shape, p, torch.device("cpu")), shape)
+        assert set(keep.unique().tolist()) == {0, 1}
         assert abs(1 - keep.float().mean().item() - p) < 0.005
         rows = 1 - keep.float().mean(dim=1)  # no place is favoured: every row near p
         assert rows.sub(p).abs().max() < 6 * (p * (1 - p) / 1000) ** 0.5
+
+
+def test_positions_and_masks_zero_the_same_elements():
+    """The CPU keeps positions, other devices a mask: both name the same dropped elements."""
+    torch.manual_seed(0)
+    t = torch.randn(6, 50)
+    drops = draw_drops(t.shape, 0.2, t.device)
+    keep = as_keep(drops, t.shape)
+    by_positions = lora_dropout.zero_dropped(t.clone(), drops)
+    by_mask = lora_dropout.zero_dropped(t.clone(), keep)
+    torch.testing.assert_close(by_positions, t * keep, rtol=0, atol=0)
+    torch.testing.assert_close(by_mask, t * keep, rtol=0, atol=0)
 
 
 def test_drop_positions_over_several_rounds():
@@ -86,14 +111,14 @@ class Recorder:
 
     def __init__(self, monkeypatch):
         self.masks: list[torch.Tensor] = []
-        real = lora_dropout.keep_mask
+        real = lora_dropout.draw_drops
 
         def recording(shape, p, device):
-            keep = real(shape, p, device)
-            self.masks.append((keep, p))
-            return keep
+            drops = real(shape, p, device)
+            self.masks.append((as_keep(drops, shape), p))
+            return drops
 
-        monkeypatch.setattr(lora_dropout, "keep_mask", recording)
+        monkeypatch.setattr(lora_dropout, "draw_drops", recording)
 
 
 class Replay(nn.Module):

@@ -206,6 +206,13 @@ class TrainConfig(Section):
         "system instead of staying in the heap: about a third less peak memory, but each big "
         "allocation maps fresh pages (a third slower on 2 CPU threads). For runs that would not fit.",
     )
+    keep_freed_memory: bool | None = Field(
+        None,
+        description="glibc serves every allocation from its heap and never trims it, so freed "
+        "tensors' pages are reused without page faults in later steps (the same numbers; the process "
+        "keeps its peak memory until it exits). null: on under glibc when CPU tensors lie in huge "
+        "pages (train.huge_pages) and return_freed_memory is false.",
+    )
     huge_pages: bool | None = Field(
         None,
         description="Back CPU tensors of 2 MiB and more with transparent huge pages (PyTorch's "

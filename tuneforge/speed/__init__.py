@@ -10,8 +10,8 @@
   (`train.fused_swiglu`).
 - `tuneforge.speed.rmsnorm`: RMSNorm layers keep their input only, recomputing the normalised values
   (`train.fused_rmsnorm`).
-- `tuneforge.speed.host_memory`: glibc's mmap threshold fixed, so freed activations go back to the
-  system (`train.return_freed_memory`).
+- `tuneforge.speed.host_memory`: glibc keeps freed memory for reuse without page faults
+  (`train.keep_freed_memory`), or gives it back to the system (`train.return_freed_memory`).
 - `tuneforge.speed.huge_pages`: big CPU tensors in transparent huge pages (`train.huge_pages`), set
   when a run starts, before anything is allocated.
 - `tuneforge.speed.collate`: padding-free batching (`train.padding_free`): the samples of a batch
@@ -37,6 +37,7 @@ TRAIN_FIELDS = frozenset(
         "fused_lora_dropout",
         "fused_lora_output",
         "return_freed_memory",
+        "keep_freed_memory",
         "huge_pages",
         "fused_swiglu",
         "fused_rmsnorm",

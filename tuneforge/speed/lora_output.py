@@ -40,8 +40,10 @@ def _fused_forward(layer: nn.Module, x: torch.Tensor, *args, **kwargs) -> torch.
     if a.dtype != result.dtype or b.dtype != result.dtype:
         return (result + layer.lora_B[name](a) * layer.scaling[name]).view(*lead, -1)
     # in place: the base output is not kept for backward (a Linear keeps its input), so adding into
-    # it saves writing a fresh [tokens x out_features] tensor
-    return result.addmm_(a, b.t(), alpha=layer.scaling[name]).view(*lead, -1)
+    # it saves writing a fresh [tokens x out_features] tensor. B^T is made row-major (a copy of
+    # r x out_features numbers): autograd then computes B's gradient as a^T @ grad, twice as fast
+    # on the CPU as the (grad^T @ a)^T it picks for a transposed view
+    return result.addmm_(a, b.t().contiguous(), alpha=layer.scaling[name]).view(*lead, -1)
 
 
 def fusable(layer: nn.Module) -> list[str]:

@@ -11,7 +11,9 @@ itself with a tiny forward pass rather than assumed from its family:
 - fused_swiglu: every MLP whose class computes SwiGLU, probed once per class (`tuneforge.speed.swiglu`);
 - fused_rmsnorm: every RMSNorm whose class computes Llama's norm, probed once per class
   (`tuneforge.speed.rmsnorm`);
-- return_freed_memory is opt-in (`tuneforge.speed.host_memory`): it trades speed for memory.
+- keep_freed_memory: under glibc when CPU tensors lie in huge pages, unless return_freed_memory is
+  on (`tuneforge.speed.host_memory`);
+- return_freed_memory is opt-in (same module): it trades speed for memory.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class SpeedPlan:
     varlen_attention: bool = False
     fused_lora_dropout: int = 0  # LoRA layers whose dropout was fused
     return_freed_memory: bool = False
+    keep_freed_memory: bool = False
     fused_lora_output: int = 0  # LoRA layers whose output is one addmm
     fused_swiglu: int = 0  # MLPs patched
     fused_rmsnorm: int = 0  # norms patched
@@ -57,7 +60,7 @@ class SpeedPlan:
 
 def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedPlan:
     """Apply `train.chunked_cross_entropy` / `fused_lora_dropout` / `fused_lora_output` / `fused_swiglu` /
-    `fused_rmsnorm` / `return_freed_memory` / `padding_free` / `varlen_attention` / `packing` to
+    `fused_rmsnorm` / `keep_freed_memory` / `return_freed_memory` / `padding_free` / `varlen_attention` / `packing` to
     ``model`` and say which."""
     from tuneforge.speed.chunked_loss import patch_chunked_loss, unpatch_chunked_loss
 
@@ -77,7 +80,8 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
                 "train.chunked_cross_entropy=true, but this model's output head is not a plain Linear "
                 "(LoRA on lm_head, a bias, or soft-capped logits); set it to null or false"
             )
-    from tuneforge.speed.host_memory import fix_mmap_threshold
+    from tuneforge.speed.host_memory import fix_mmap_threshold, keep_freed_memory
+    from tuneforge.speed.huge_pages import in_effect as huge_pages_in_effect
     from tuneforge.speed.lora_dropout import fuse_lora_dropout
     from tuneforge.speed.lora_output import fuse_lora_output
     from tuneforge.speed.rmsnorm import fuse_rmsnorm
@@ -114,6 +118,22 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
             "train.return_freed_memory=true needs glibc (Linux); this C library is not it; set it to false",
         )
     )
+    want_keep = train_cfg.keep_freed_memory
+    if want_keep and train_cfg.return_freed_memory:
+        raise ConfigError(
+            "train.keep_freed_memory=true and train.return_freed_memory=true ask for opposite things; "
+            "set one of them to false (keep: faster steps; return: less memory)"
+        )
+    if want_keep is None and not train_cfg.return_freed_memory and not huge_pages_in_effect():
+        want_keep = False  # measured: with 64-byte aligned blocks the never-trimmed heap fragments
+        plan.notes.append("keep_freed_memory off: CPU tensors are not in huge pages")
+    plan.keep_freed_memory = bool(
+        _switch(
+            False if train_cfg.return_freed_memory else want_keep,
+            keep_freed_memory,
+            "train.keep_freed_memory=true needs glibc (Linux); this C library is not it; set it to null",
+        )
+    )
     want_pf = train_cfg.padding_free
     if want_pf or train_cfg.packing or want_pf is None:
         ok = packed_attention_works(model)
@@ -131,7 +151,7 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
     log.info(
         "speed: chunked_cross_entropy=%s padding_free=%s varlen_attention=%s packing=%s "
         "fused_lora_dropout=%d layers fused_lora_output=%d layers "
-        "fused_swiglu=%d MLPs fused_rmsnorm=%d norms return_freed_memory=%s %s",
+        "fused_swiglu=%d MLPs fused_rmsnorm=%d norms keep_freed_memory=%s return_freed_memory=%s %s",
         plan.chunked_cross_entropy,
         plan.padding_free,
         plan.varlen_attention,
@@ -140,6 +160,7 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
         plan.fused_lora_output,
         plan.fused_swiglu,
         plan.fused_rmsnorm,
+        plan.keep_freed_memory,
         plan.return_freed_memory,
         "; ".join(plan.notes),
     )
