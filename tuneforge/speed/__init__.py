@@ -2,8 +2,9 @@
 
 - `tuneforge.speed.chunked_loss`: next-token loss from hidden states in row chunks, so the full
   [tokens x vocab] logits are never materialised (`train.chunked_cross_entropy`).
-- `tuneforge.speed.lora_dropout`: LoRA dropout fused into lora_A, keeping x once and a one-byte
-  mask for backward instead of a float mask and a dropped copy per layer (`train.fused_lora_dropout`).
+- `tuneforge.speed.lora_dropout`: LoRA dropout fused into lora_A, keeping x once and the dropped
+  positions (a one-byte mask off the CPU) for backward instead of a float mask and a dropped copy per
+  layer (`train.fused_lora_dropout`).
 - `tuneforge.speed.lora_output`: LoRA's up-projection, scaling and sum with the base output as one
   addmm (`train.fused_lora_output`).
 - `tuneforge.speed.swiglu`: SwiGLU MLPs keep two tensors for backward, recomputing SiLU

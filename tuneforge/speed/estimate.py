@@ -26,7 +26,7 @@ import resource
 import time
 from dataclasses import dataclass
 
-EFFICIENCY = 0.45  # share of the GEMM peak a training step reaches (fitted, docs/speed.md)
+EFFICIENCY = 0.5  # share of the GEMM peak a training step reaches (fitted, docs/speed.md)
 # a LoRA step also spends time outside the big matmuls (the adapters' thin matmuls, dropout masks):
 # SmolLM2 LoRA reached 0.8-0.9 of the full fine-tuning step's share on two machines (docs/speed.md)
 LORA_EFFICIENCY = 0.8
@@ -171,13 +171,15 @@ def _lora_floats(s: Shape, method_cfg, t) -> float:
     """Floats per token and layer that LoRA on every projection keeps for backward (counted with
     saved-tensor hooks on SmolLM2): the projections' inputs, 2 h + i (q/k/v and gate/up share
     theirs); with PEFT's dropout instead a float mask and a dropped copy per projection, 12 h + 2 i;
-    with the fused dropout the inputs plus a one-byte mask per projection input, (6 h + i) / 4."""
+    with the fused dropout the inputs plus, per projection input, the int32 positions of the dropped
+    elements (on the CPU, which this estimate times): p (6 h + i)."""
     inputs = 2 * s.hidden + s.intermediate
-    if not getattr(method_cfg, "lora_dropout", 0):
+    p = getattr(method_cfg, "lora_dropout", 0)
+    if not p:
         return inputs
     if t.fused_lora_dropout is False:
         return 12 * s.hidden + 2 * s.intermediate
-    return inputs + (6 * s.hidden + s.intermediate) / 4
+    return inputs + p * (6 * s.hidden + s.intermediate)
 
 
 def _expected_max(lengths: list[int], k: int) -> float:

@@ -60,8 +60,8 @@ class SpeedPlan:
 
 def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedPlan:
     """Apply `train.chunked_cross_entropy` / `fused_lora_dropout` / `fused_lora_output` / `fused_swiglu` /
-    `fused_rmsnorm` / `keep_freed_memory` / `return_freed_memory` / `padding_free` / `varlen_attention` / `packing` to
-    ``model`` and say which."""
+    `fused_rmsnorm` / `keep_freed_memory` / `return_freed_memory` / `padding_free` /
+    `varlen_attention` / `packing` to ``model`` and say which."""
     from tuneforge.speed.chunked_loss import patch_chunked_loss, unpatch_chunked_loss
 
     plan = SpeedPlan(packing=train_cfg.packing, row_tokens=max_length)
@@ -80,8 +80,6 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
                 "train.chunked_cross_entropy=true, but this model's output head is not a plain Linear "
                 "(LoRA on lm_head, a bias, or soft-capped logits); set it to null or false"
             )
-    from tuneforge.speed.host_memory import fix_mmap_threshold, keep_freed_memory
-    from tuneforge.speed.huge_pages import in_effect as huge_pages_in_effect
     from tuneforge.speed.lora_dropout import fuse_lora_dropout
     from tuneforge.speed.lora_output import fuse_lora_output
     from tuneforge.speed.rmsnorm import fuse_rmsnorm
@@ -111,29 +109,7 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
         "train.fused_rmsnorm=true, but no norm of this model computes weight * x * rsqrt(mean(x^2) + eps) "
         "(Llama's RMSNorm); set it to null or false",
     )
-    plan.return_freed_memory = bool(
-        _switch(
-            train_cfg.return_freed_memory,
-            fix_mmap_threshold,
-            "train.return_freed_memory=true needs glibc (Linux); this C library is not it; set it to false",
-        )
-    )
-    want_keep = train_cfg.keep_freed_memory
-    if want_keep and train_cfg.return_freed_memory:
-        raise ConfigError(
-            "train.keep_freed_memory=true and train.return_freed_memory=true ask for opposite things; "
-            "set one of them to false (keep: faster steps; return: less memory)"
-        )
-    if want_keep is None and not train_cfg.return_freed_memory and not huge_pages_in_effect():
-        want_keep = False  # measured: with 64-byte aligned blocks the never-trimmed heap fragments
-        plan.notes.append("keep_freed_memory off: CPU tensors are not in huge pages")
-    plan.keep_freed_memory = bool(
-        _switch(
-            False if train_cfg.return_freed_memory else want_keep,
-            keep_freed_memory,
-            "train.keep_freed_memory=true needs glibc (Linux); this C library is not it; set it to null",
-        )
-    )
+    _host_memory(train_cfg, plan)
     want_pf = train_cfg.padding_free
     if want_pf or train_cfg.packing or want_pf is None:
         ok = packed_attention_works(model)
@@ -165,6 +141,39 @@ def apply_speedups(model: torch.nn.Module, train_cfg, max_length: int) -> SpeedP
         "; ".join(plan.notes),
     )
     return plan
+
+
+def _host_memory(train_cfg, plan: SpeedPlan) -> None:
+    """`train.keep_freed_memory` (auto with huge pages) or `train.return_freed_memory` (opt-in):
+    what glibc does with freed tensors (`tuneforge.speed.host_memory`)."""
+    from tuneforge.speed.host_memory import fix_mmap_threshold, keep_freed_memory
+    from tuneforge.speed.huge_pages import in_effect as huge_pages_in_effect
+
+    want_keep, want_return = train_cfg.keep_freed_memory, train_cfg.return_freed_memory
+    if want_keep and want_return:
+        raise ConfigError(
+            "train.keep_freed_memory=true and train.return_freed_memory=true ask for opposite things; "
+            "set one of them to false (keep: faster steps; return: less memory)"
+        )
+    plan.return_freed_memory = bool(
+        _switch(
+            want_return,
+            fix_mmap_threshold,
+            "train.return_freed_memory=true needs glibc (Linux); this C library is not it; set it to false",
+        )
+    )
+    if want_return:
+        return
+    if want_keep is None and not huge_pages_in_effect():
+        want_keep = False  # measured: with 64-byte aligned blocks the never-trimmed heap fragments
+        plan.notes.append("keep_freed_memory off: CPU tensors are not in huge pages")
+    plan.keep_freed_memory = bool(
+        _switch(
+            want_keep,
+            keep_freed_memory,
+            "train.keep_freed_memory=true needs glibc (Linux); this C library is not it; set it to null",
+        )
+    )
 
 
 def _switch(want: bool | None, apply: Callable[[], int], refusal: str) -> int:
