@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from tuneforge.candidates import Candidate, run_candidates
-from tuneforge.config.load import read_yaml
+from tuneforge.config.raw import read_yaml
 from tuneforge.errors import ConfigError
 from tuneforge.leaderboard import Column, markdown, number, percent, plot_bars, write_json, yes_no
 

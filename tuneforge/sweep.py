@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from tuneforge.candidates import Candidate, metric_value, run_candidates
-from tuneforge.config.load import parse_override
+from tuneforge.config.raw import parse_override
 from tuneforge.errors import ConfigError
 from tuneforge.leaderboard import (
     Column,

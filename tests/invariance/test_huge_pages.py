@@ -1,5 +1,6 @@
 """`train.huge_pages`: big CPU tensors in transparent huge pages, turned on when `tuneforge train`
-starts. A run with them gives the same losses as a run without; where PyTorch has already allocated
+starts. A run with them (and so with `train.keep_freed_memory`, auto with them) gives the same
+losses as a run without; where PyTorch has already allocated
 (this test session) they cannot be turned on, and auto says so while true refuses."""
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def test_tuneforge_train_turns_them_on_and_the_losses_stay(tmp_path, tiny_llama_
     on_losses, on_log = _train(tmp_path, tiny_llama_dir, "on")
     off_losses, off_log = _train(tmp_path, tiny_llama_dir, "off", huge_pages=False)
     assert "huge_pages=True" in on_log and "huge_pages=False" in off_log
+    # keep_freed_memory is auto with huge pages: the same losses cover it being on and off
+    assert "keep_freed_memory=True" in on_log and "keep_freed_memory=False" in off_log
     assert on_losses == pytest.approx(off_losses, rel=1e-6)
 
 
@@ -90,8 +93,8 @@ def test_process_start_reads_the_config_and_overrides(tmp_path, monkeypatch):
         (["train", str(off)], None),
         (["train", str(off), "train.huge_pages=true"], "1"),
         (["train", str(plain), "train.huge_pages=false"], None),
-        (["candidates", str(plain)], "1"),
         (["chat", str(plain)], None),  # not a training command
+        (["sweep", str(plain)], None),  # its candidates run as `tuneforge train` processes
         (["train", str(tmp_path / "missing.yaml")], "1"),  # loading the config reports it
     ]
     for argv, expected in cases:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tuneforge.config.load import load_config, parse_override
+from tuneforge.config.load import load_config
+from tuneforge.config.raw import parse_override
 from tuneforge.config.reference import reference_text
 from tuneforge.errors import ConfigError
 

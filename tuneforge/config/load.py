@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tuneforge.config.raw import apply_override, parse_override, read_raw, read_yaml
+from tuneforge.config.raw import read_raw
 from tuneforge.config.schema import Config
 from tuneforge.errors import ConfigError
 
-__all__ = ["apply_override", "load_config", "parse_override", "read_yaml", "validate"]
+__all__ = ["load_config", "validate"]
 
 
 def load_config(

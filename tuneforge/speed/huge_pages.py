@@ -10,14 +10,15 @@ repository's 2-core VM that is about a tenth more tokens per second (docs/speed.
 computed are the same; only where the memory lies changes.
 
 PyTorch reads the variable once, at its first CPU allocation, and importing peft or bitsandbytes
-(which loading a config does) already allocates. So the `tuneforge train` / `candidates` process
-sets it first thing (`set_at_process_start`, from a plain read of the config file and the
+(which loading a config does) already allocates. So the `tuneforge train` process (also each
+candidate of `tuneforge sweep`, which runs as one) sets it first thing (`set_at_process_start`, from a plain read of the config file and the
 ``key=value`` arguments), and `enable_huge_pages` checks at the start of the run that it took; in
 a process that had allocated before (a test session, a notebook) it says it could not.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def kernel_mode() -> str | None:
     return text[start + 1 : end] if 0 <= start < end else None
 
 
+@functools.cache  # PyTorch reads the setting once per process, so the answer cannot change
 def in_effect() -> bool:
     """Whether a fresh 4 MiB CPU tensor lies in memory advised for huge pages (``hg`` among its
     mapping's VmFlags in /proc/self/smaps)."""
@@ -66,10 +68,10 @@ def offered() -> bool:
 
 
 def set_at_process_start(argv: list[str]) -> None:
-    """First thing in a `tuneforge train` or `candidates` process: set THP_MEM_ALLOC_ENABLE=1 unless
+    """First thing in a `tuneforge train` process: set THP_MEM_ALLOC_ENABLE=1 unless
     the environment has it already, the kernel offers no huge pages, or the config (its file and
     ``key=value`` arguments, read unvalidated; the run validates them) says train.huge_pages false."""
-    if argv[:1] not in (["train"], ["candidates"]) or ENV in os.environ or not offered():
+    if argv[:1] != ["train"] or ENV in os.environ or not offered():
         return
     from tuneforge.config.raw import read_raw
 

@@ -67,8 +67,12 @@ def zero_dropped(t: torch.Tensor, drops: torch.Tensor) -> torch.Tensor:
     """``t`` (contiguous) with the elements ``drops`` names set to zero, in place."""
     if drops.dtype == torch.uint8:
         return t.mul_(drops)
-    t.view(-1).index_fill_(0, drops.long(), 0)
+    t.view(-1).index_fill_(0, drops.long(), 0)  # index_fill_ takes int64 positions only
     return t
+
+
+def _dropped_copy(x: torch.Tensor, drops: torch.Tensor) -> torch.Tensor:
+    return zero_dropped(x.clone(memory_format=torch.contiguous_format), drops)
 
 
 class _DropoutLinear(torch.autograd.Function):
@@ -78,8 +82,7 @@ class _DropoutLinear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, p: float):
         drops = draw_drops(x.shape, p, x.device)
         scale = 1.0 / (1.0 - p)
-        dropped = zero_dropped(x.clone(memory_format=torch.contiguous_format), drops)
-        out = F.linear(dropped, weight).mul_(scale)
+        out = F.linear(_dropped_copy(x, drops), weight).mul_(scale)
         ctx.save_for_backward(x, weight, drops)
         ctx.scale = scale
         return out
@@ -87,12 +90,14 @@ class _DropoutLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         x, weight, drops = ctx.saved_tensors
+        if drops.dtype == torch.int32:
+            drops = drops.long()  # once, for both uses below
         g = grad_out * ctx.scale
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_x = zero_dropped((g @ weight.to(g.dtype)).contiguous(), drops).to(x.dtype)
         if ctx.needs_input_grad[1]:
-            kept = zero_dropped(x.clone(memory_format=torch.contiguous_format), drops)
+            kept = _dropped_copy(x, drops)
             grad_w = (g.reshape(-1, g.shape[-1]).T @ kept.reshape(-1, x.shape[-1])).to(weight.dtype)
         return grad_x, grad_w, None
 

@@ -1,7 +1,8 @@
 """Sample order for training: the heaviest batch first (`train.longest_first`), so an out-of-memory
 error happens at step 1 instead of hours in and the process's memory peaks at once, and length
-grouping (`train.group_by_length`) so padded batches hold samples of similar length. Both are seeded and deterministic, so every rank of
-a distributed run draws the same order and resuming skips exactly the batches already trained."""
+grouping (`train.group_by_length`) so padded batches hold samples of similar length. Both are
+seeded and deterministic, so every rank of a distributed run draws the same order and resuming
+skips exactly the batches already trained."""
 
 from __future__ import annotations
 
