@@ -194,14 +194,10 @@ def run_baseline(a) -> dict:
 
 
 def run_tuneforge(a) -> dict:
+    """The side a user gets: `tuneforge train`'s own prologue and trainer (`prepare`, `build_trainer`)."""
     from tuneforge.config.load import load_config
-    from tuneforge.data.pipeline import prepare_data
-    from tuneforge.data.templates import resolve_template
-    from tuneforge.models.load import load_model, load_tokenizer
-    from tuneforge.models.wrap import wrap
-    from tuneforge.speed.huge_pages import enable_huge_pages
-    from tuneforge.stages import STAGES
-    from tuneforge.train import TrainContext, training_arguments
+    from tuneforge.training.build import build_trainer
+    from tuneforge.training.prepare import prepare
 
     method = (
         {"name": "lora", **LORA, "target_modules": LORA_TARGETS} if a.method == "lora" else {"name": "full"}
@@ -224,30 +220,18 @@ def run_tuneforge(a) -> dict:
                 "report_to": ["none"],
                 "lr_scheduler_type": "constant",
                 "save_steps": 10**6,
-                **json.loads(a.switches),
             },
+            "speed": json.loads(a.switches),
             "output": {"dir": a.out, "overwrite": True},
         },
     )
-    enable_huge_pages(cfg.train.huge_pages)  # as run_training starts
-    tok = load_tokenizer(cfg.model)
-    data = prepare_data(cfg, tok, resolve_template("auto", tok), "conversation")
-    model = wrap(load_model(cfg.model, cfg.method), cfg.method)
     timer, tokens = StepTimer(), []
-    ctx = TrainContext(
-        config=cfg,
-        run_dir=Path(a.out),
-        model=model,
-        tokenizer=tok,
-        train_dataset=data.train,
-        eval_dataset=None,
-        training_args=training_arguments(cfg, Path(a.out), False),
-        callbacks=[timer],
-    )
-    trainer = STAGES.get("sft").build_trainer(ctx)
-    trainer.data_collator = counting(trainer.data_collator, tokens)
-    trainer.args.disable_tqdm = True
-    trainer.train()
+    with prepare(cfg, quiet=True) as run:
+        trainer = build_trainer(run)
+        trainer.add_callback(timer)
+        trainer.data_collator = counting(trainer.data_collator, tokens)
+        trainer.args.disable_tqdm = True
+        trainer.train()
     return _result(timer, tokens)
 
 
@@ -345,7 +329,9 @@ def preprocessing(work: Path, n: int) -> dict:
             },
         },
     )
-    shutil.rmtree(work / "pre-cache", ignore_errors=True)  # the first run must be cold, even in a reused --work
+    shutil.rmtree(
+        work / "pre-cache", ignore_errors=True
+    )  # the first run must be cold, even in a reused --work
     times = []
     for _ in range(2):
         t = time.perf_counter()
@@ -378,7 +364,9 @@ def main() -> None:
         "--preprocess", type=int, default=10_000, help="samples for the preprocessing line (0: skip)"
     )
     p.add_argument(
-        "--switches", default="{}", help="tuneforge train: settings as JSON, e.g. '{\"padding_free\": false}'"
+        "--switches",
+        default="{}",
+        help="tuneforge's speed: section as JSON, e.g. '{\"padding_free\": false}'",
     )
     p.add_argument("--work", default=None, help="work folder (default: a temporary one)")
     # child mode
@@ -388,10 +376,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, help="samples per step (default: 8)")
     a = p.parse_args()
     if a.side:
-        if a.side == "tuneforge" and json.loads(a.switches).get("huge_pages") is not False:
+        if a.side == "tuneforge":  # what the `tuneforge train` process does first
+            from tuneforge.speed.host_memory import apply_at_process_start
             from tuneforge.speed.huge_pages import set_at_process_start
 
-            set_at_process_start(["train"])  # what the `tuneforge train` process does first
+            set_at_process_start(json.loads(a.switches))
+            apply_at_process_start(json.loads(a.switches))
         result = (run_baseline if a.side == "baseline" else run_tuneforge)(a)
         print("RESULT " + json.dumps(result), flush=True)
         return

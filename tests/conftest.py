@@ -20,6 +20,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: longer tests (real model); run by default")
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU; skipped without one")
+    config.addinivalue_line(
+        "markers", "browser: drives `tuneforge ui` in chromium; run alone with -m browser"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -91,3 +94,22 @@ def tiny_qwen2_dir(tmp_path_factory, tokenizer) -> Path:
 @pytest.fixture(params=["llama", "qwen2"])
 def tiny_model_dir(request) -> Path:
     return request.getfixturevalue(f"tiny_{request.param}_dir")
+
+
+@pytest.fixture
+def ui_project(tmp_path) -> Path:
+    """A project folder for `tuneforge ui` (tests/helpers/ui.py): data and an eval task file."""
+    from tests.helpers.ui import make_project
+
+    return make_project(tmp_path / "project")
+
+
+@pytest.fixture
+def ui_client(ui_project):
+    """Starlette's test client on `tuneforge ui`'s app for ``ui_project``, open (no token)."""
+    pytest.importorskip("jinja2")
+    from starlette.testclient import TestClient
+
+    from tuneforge.ui.app import build_app
+
+    return TestClient(build_app(ui_project, "runs", None))

@@ -17,6 +17,11 @@ class DataError(TuneforgeError):
 class ModelError(TuneforgeError):
     """A model path, file or architecture cannot be used."""
 
+    @classmethod
+    def damaged(cls, path, why: str) -> "ModelError":
+        """A model file cut short or corrupted (``why``: what was found)."""
+        return cls(f"{path} is damaged or incomplete ({why}); re-download or re-export it")
+
 
 class TrainingError(TuneforgeError):
     """Training was stopped by a guard (nothing trainable, all-masked batch, NaN loss)."""

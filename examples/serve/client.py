@@ -1,5 +1,13 @@
 # tuneforge serve runs/quickstart-identity &  python examples/serve/client.py --model quickstart-identity
-"""Talk to `tuneforge serve` with the official OpenAI client: list the models, ask once, stream once."""
+"""Talk to `tuneforge serve` with the official OpenAI client: list the models, ask once, stream once.
+
+    pip install -e ".[serve]"   # the server and this client's `openai` package
+    tuneforge serve runs/quickstart-identity &
+    python examples/serve/client.py --model quickstart-identity
+
+Both requests are greedy (temperature 0; OpenAI's default is 1), so the streamed answer is the same
+text as the whole one.
+"""
 
 from __future__ import annotations
 
@@ -22,15 +30,13 @@ def main() -> None:
     print("served:", ", ".join(ids))
     model = args.model or ids[0]
     messages = [{"role": "user", "content": args.prompt}]
-    answer = client.chat.completions.create(
-        model=model, messages=messages, temperature=0, max_tokens=args.max_tokens
-    )
+    settings = dict(model=model, messages=messages, temperature=0, max_tokens=args.max_tokens)
+    answer = client.chat.completions.create(**settings)
     print(f"{model}: {answer.choices[0].message.content} [{answer.choices[0].finish_reason}]")
     print(f"{model} (streamed): ", end="", flush=True)
-    for chunk in client.chat.completions.create(
-        model=model, messages=messages, max_tokens=args.max_tokens, stream=True
-    ):
-        print(chunk.choices[0].delta.content or "", end="", flush=True)
+    for chunk in client.chat.completions.create(**settings, stream=True):
+        if chunk.choices:
+            print(chunk.choices[0].delta.content or "", end="", flush=True)
     print()
 
 

@@ -48,5 +48,7 @@ def test_ls_methods_markdown_prints_the_support_table(capsys):
     assert code == 0
     assert "| `qlora` | yes | yes | yes |" in out and "| `full` | no | no | no |" in out
     assert len([ln for ln in out.splitlines() if ln.startswith("| `")]) == len(METHODS.names())
-    code, _, err = run_cli(capsys, "ls", "stages", "--markdown")
-    assert code != 0 and "--markdown only applies to 'ls methods'" in err
+    code, out, _ = run_cli(capsys, "ls", "stages", "--markdown")
+    assert code == 0 and "| `dpo` | no | yes (unpadded) |" in out  # the speed table of docs/speed.md
+    code, _, err = run_cli(capsys, "ls", "formats", "--markdown")
+    assert code != 0 and "--markdown only applies to 'ls methods' and 'ls stages'" in err

@@ -37,7 +37,7 @@ from tuneforge.methods._saved import CONFIG, WEIGHTS
 from tuneforge.models.load import load_model
 from tuneforge.models.merge import merge_adapter
 from tuneforge.models.wrap import count_parameters, wrap
-from tuneforge.trainer import TuneforgeTrainer
+from tuneforge.training.trainer import TuneforgeTrainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:MatMul8bitLt")
 

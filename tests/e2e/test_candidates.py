@@ -5,6 +5,7 @@ every column; `tuneforge ls methods --model` prints the shares count_parameters 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 import shutil
@@ -137,10 +138,10 @@ RUNNER_EXAMPLES = sorted((ROOT / "examples" / "sweep").glob("*.yaml")) + [
 @pytest.mark.parametrize("example", RUNNER_EXAMPLES, ids=[p.stem for p in RUNNER_EXAMPLES])
 def test_runner_examples_head_command_is_valid(example, monkeypatch):
     """The command on an example's first line parses, and every candidate it names validates."""
-    from tuneforge.bench import bench_candidates, read_settings
-    from tuneforge.candidates import validate_all
     from tuneforge.cli import build_parser
-    from tuneforge.sweep import grid_candidates, parse_grid
+    from tuneforge.runs.bench import bench_candidates, read_settings
+    from tuneforge.runs.candidates import validate_all
+    from tuneforge.runs.sweep import grid_candidates, parse_grid
 
     monkeypatch.chdir(ROOT)
     command = example.read_text().splitlines()[0].removeprefix("# ").split("   (after:")[0]
@@ -149,12 +150,14 @@ def test_runner_examples_head_command_is_valid(example, monkeypatch):
     args = build_parser().parse_args(argv[1:])
     config = Path(args.config)
     if args.verb == "sweep":
-        candidates = grid_candidates(config, parse_grid(args.grid), args.overrides)
+        grid = parse_grid(args.grid)
+        candidates = grid_candidates(config, grid, args.overrides)
+        assert len(candidates) == math.prod(len(values) for _, values in grid) >= 2  # every combination
+        assert len({tuple(c.overrides) for c in candidates}) == len(candidates)
     else:
         names = args.methods.split(",") if args.methods else METHODS.names()
         candidates = bench_candidates(
             config, names, read_settings(Path(args.settings)), args.steps, args.overrides
         )
-        assert {c.name for c in candidates} == set(METHODS.names()) or args.methods
-    assert len(candidates) >= 2
+        assert [c.name for c in candidates] == names and len(names) >= 2  # one candidate per method
     validate_all(candidates, Path(args.out))

@@ -29,7 +29,7 @@ def test_dpo_run_folder(tmp_path, tiny_llama_dir, capsys):
 
 
 def test_rm_run_is_a_reward_model_that_loads_back(tmp_path, tiny_llama_dir, capsys):
-    from tuneforge.stages.rm import load_reward_model
+    from tuneforge.rewards.reward_model import load_rm_run as load_reward_model
 
     cfg = make_config(tmp_path, tiny_llama_dir, write_pairs(tmp_path / "p.json"), stage={"name": "rm"})
     cfg["train"].update(max_steps=2, per_device_train_batch_size=2)
@@ -42,6 +42,31 @@ def test_rm_run_is_a_reward_model_that_loads_back(tmp_path, tiny_llama_dir, caps
     with torch.no_grad():
         scores = model(input_ids=torch.tensor([[1, 4093, 198, 34, 2], [1, 4093, 198, 35, 2]])).logits
     assert scores.shape == (2, 1) and torch.isfinite(scores).all()
+    # the eval metrics are those of the saved model on the 2 held-out pairs (the run evaluates at its end)
+    held_out = _held_out_pairs(tmp_path / "run")
+    assert len(held_out) == 2
+    with torch.no_grad():
+        margins = [
+            float(
+                model(input_ids=torch.tensor([p + c])).logits - model(input_ids=torch.tensor([p + r])).logits
+            )
+            for p, c, r in held_out
+        ]
+    assert metrics["eval_accuracy"] == pytest.approx(sum(m > 0 for m in margins) / len(margins))
+    assert metrics["eval_margin"] == pytest.approx(sum(margins) / len(margins), abs=1e-4)
+
+
+def _held_out_pairs(run_dir) -> list[tuple[list[int], list[int], list[int]]]:
+    """(prompt, chosen, rejected) ids of a preference run's eval split, prepared as the run prepared it."""
+    from tuneforge.artifacts import read_run
+    from tuneforge.data.pipeline import prepare_data
+    from tuneforge.data.templates import resolve_template
+    from tuneforge.models.load import load_tokenizer
+
+    cfg, _ = read_run(run_dir)
+    tokenizer = load_tokenizer(cfg.model)
+    data = prepare_data(cfg, tokenizer, resolve_template(cfg.data.template, tokenizer), "preference")
+    return [(r["prompt_ids"], r["chosen_ids"], r["rejected_ids"]) for r in data.eval]
 
 
 def test_inspect_shows_pairs(tmp_path, tiny_llama_dir, capsys):

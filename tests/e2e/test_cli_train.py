@@ -4,10 +4,12 @@ artifacts that plain peft / transformers load with matching logits."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 
+from tests.helpers.learning import logged_losses
 from tests.helpers.runs import make_config, run_cli, write_alpaca, write_config
 
 
@@ -15,7 +17,7 @@ from tests.helpers.runs import make_config, run_cli, write_alpaca, write_config
 def lora_run(tmp_path_factory, tiny_llama_dir):
     import _pytest.capture  # noqa: F401  (capsys is function-scoped; run main directly here)
 
-    from tuneforge.config import load_config
+    from tuneforge.config.load import load_config
     from tuneforge.train import run_training
 
     tmp = tmp_path_factory.mktemp("e2e")
@@ -43,7 +45,11 @@ def test_train_writes_the_run_folder(lora_run):
     assert manifest["data"]["samples"] == 8 and 0 < manifest["data"]["trained_share"] < 1
     assert manifest["versions"]["transformers"]
     assert manifest["stop_tokens"] == ["<|im_end|>"]
-    assert len(list(run_dir.glob("checkpoint-*"))) >= 1
+    # save_steps 2 of 4 steps, save_total_limit 2: both checkpoints kept, the last one holds every loss
+    assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    losses = logged_losses(run_dir, 4)
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
+    assert manifest["metrics"]["last_train_loss"] == losses[-1]
 
 
 def test_adapter_loads_in_plain_peft_with_same_logits(lora_run, tiny_llama_dir):
@@ -147,13 +153,31 @@ def test_data_inspect_marks_trained_tokens(lora_run, capsys):
 
 
 def test_data_inspect_colour(lora_run, capsys):
+    """--color always marks exactly the spans --color never brackets: trained in green, the rest dim."""
+    import re
+
     _, path, _ = lora_run
-    code, out, _ = run_cli(capsys, "data", "inspect", str(path), "-n", "1", "--color", "always")
-    assert code == 0 and "\033[32m" in out
+
+    def sample(color: str) -> str:
+        code, out, err = run_cli(capsys, "data", "inspect", str(path), "-n", "1", "--color", color)
+        assert code == 0, err
+        return out.split("--- sample 0")[1].split("\n", 1)[1].split("--- statistics ---")[0]
+
+    plain, coloured = sample("never"), sample("always")
+    trained = re.findall(r"\[\[(.*?)\]\]", plain, re.S)
+    assert trained and "[[" not in coloured
+    assert re.findall(r"\033\[32m(.*?)\033\[0m", coloured, re.S) == trained
+    assert re.sub(r"\033\[(32|2|0)m", "", coloured) == plain.replace("[[", "").replace("]]", "")
+    assert re.findall(r"\033\[2m(.*?)\033\[0m", coloured, re.S)  # the masked prompt, dim
 
 
 def test_full_method_and_pt_stage(tmp_path, tiny_qwen2_dir, capsys):
+    """`pt` trains every token of plain text (full fine-tuning here): the loss is finite and falls, the
+    manifest and `data inspect` count every token as trained, and the saved run loads back with the
+    trained weights."""
     from transformers import AutoModelForCausalLM
+
+    from tuneforge.artifacts import load_run
 
     text = tmp_path / "corpus.txt"
     text.write_text(
@@ -162,23 +186,55 @@ def test_full_method_and_pt_stage(tmp_path, tiny_qwen2_dir, capsys):
     cfg = make_config(tmp_path, tiny_qwen2_dir, text, method={"name": "full"}, stage={"name": "pt"})
     cfg["data"]["datasets"] = [{"path": str(text), "format": "text"}]
     del cfg["method"]["r"], cfg["method"]["lora_alpha"]
-    code, out, err = run_cli(capsys, "train", str(write_config(tmp_path, cfg)))
+    path = write_config(tmp_path, cfg)
+    code, out, err = run_cli(capsys, "train", str(path))
     assert code == 0, err
     assert "tuneforge chat" in out.strip().splitlines()[-1]
-    model = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "model")
+    run_dir = tmp_path / "run"
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
     assert model.config.model_type == "qwen2"
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert (manifest["stage"], manifest["method"], manifest["artifact"]) == ("pt", "full", "model")
+    assert manifest["metrics"]["global_step"] == 4
+    assert manifest["data"]["samples"] == 12 and manifest["data"]["trained_share"] == 1.0
+    assert manifest["parameters"]["trainable"] == manifest["parameters"]["total"]
+    tokens = manifest["data"]["tokens"]
+    assert f"{tokens} tokens, 100.0% trained" in out
+    code, inspected, err = run_cli(capsys, "data", "inspect", str(path), "-n", "1", "--color", "never")
+    assert code == 0, err
+    assert f"trained tokens: {tokens} (100.0%)" in inspected
+
+    losses = logged_losses(run_dir, 4)
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses), losses
+    assert losses[-1] < losses[0] - 0.1, f"the loss did not fall: {losses}"
+
+    x = torch.tensor([[1, 500, 900, 2, 7, 42]])
+    loaded = load_run(run_dir)
+    assert loaded.manifest["stage"] == "pt"
+    with torch.no_grad():
+        got, saved = loaded.model(input_ids=x).logits, model(input_ids=x).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_qwen2_dir)(input_ids=x).logits
+    assert torch.equal(got, saved)
+    assert not torch.allclose(got, base), "the saved model is the base model"
 
 
 def test_train_help_lists_config_keys(capsys):
+    from tuneforge.config.reference import reference_text
+
     code, out, _ = run_cli(capsys, "train", "--help-config")
-    assert code == 0 and "`train.learning_rate`" in out
+    assert code == 0 and "| `train.learning_rate` | float |" in out
+    assert out.strip() == reference_text().strip()  # the whole generated reference, every key
 
 
 def test_ls_methods(capsys):
+    from tuneforge.methods import METHODS
+
     code, out, _ = run_cli(capsys, "ls", "methods")
     assert code == 0
-    for name in ["full", "freeze", "lora", "qlora"]:
-        assert name in out
+    listed = [line.split()[0] for line in out.splitlines() if line.strip() and not line.startswith(" ")]
+    assert {"full", "freeze", "lora", "qlora"} <= set(listed)
+    assert sorted(listed) == sorted(METHODS.names()), out  # each registered method once, nothing else
 
 
 def test_qlora_run_exports_into_a_dequantized_base(tmp_path, tiny_llama_dir, capsys):

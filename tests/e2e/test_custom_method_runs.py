@@ -21,7 +21,7 @@ PROBE = [[1, 42, 7, 99, 3, 17]]
 
 @pytest.fixture(scope="module")
 def mam_run(tmp_path_factory, tiny_llama_dir):
-    from tuneforge.config import load_config
+    from tuneforge.config.load import load_config
     from tuneforge.train import run_training
 
     tmp = tmp_path_factory.mktemp("mam")
@@ -58,8 +58,30 @@ def test_own_adapter_reloads_in_a_fresh_process_with_identical_logits(mam_run, t
 
 
 def test_chat_answers_from_the_own_adapter(mam_run, capsys):
+    """The one-shot answer is the run's greedy answer: argmax token by token through the loaded adapter
+    (prefix + parallel adapter, no KV cache), up to a stop token, decoded without special tokens."""
+    from tuneforge.artifacts import load_run
+
     code, out, err = run_cli(capsys, "chat", str(mam_run), "--prompt", "Hi", "--max-new-tokens", "4")
     assert code == 0, err
+    run = load_run(mam_run)
+    tok = run.tokenizer
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
+    stops = {tok.convert_tokens_to_ids(t) for t in run.stop_tokens} | {tok.eos_token_id}
+    answer: list[int] = []
+    with torch.no_grad():
+        for _ in range(4):
+            nxt = int(
+                run.model(input_ids=torch.cat([ids, torch.tensor([answer], dtype=ids.dtype)], 1))
+                .logits[0, -1]
+                .argmax()
+            )
+            if nxt in stops:
+                break
+            answer.append(nxt)
+    assert out.strip() == tok.decode(answer, skip_special_tokens=True).strip(), (out, answer)
 
 
 def test_export_merge_refuses_an_unmergeable_adapter(mam_run, capsys, tmp_path):

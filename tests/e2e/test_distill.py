@@ -14,7 +14,7 @@ from tests.helpers.runs import make_config, run_cli, write_alpaca, write_config
 from tests.helpers.stages import assert_trained_and_frozen, build_trainer, snapshot
 from tuneforge.config.load import load_config
 from tuneforge.stages.distill import gkd_arguments
-from tuneforge.train import training_arguments
+from tuneforge.training.arguments import training_arguments
 
 
 def _distill(tmp_path, student, teacher, method=None, **stage):
@@ -77,7 +77,7 @@ def test_sequence_mode_trains_on_teacher_answers(tmp_path, tiny_llama_dir, tiny_
     from tuneforge.config.schema import ModelConfig
     from tuneforge.data.prompts import prepare_prompts
     from tuneforge.data.templates import resolve_template
-    from tuneforge.generate import generate_answers
+    from tuneforge.inference.generate import generate_answers
     from tuneforge.methods import METHODS
     from tuneforge.models.load import load_model
 

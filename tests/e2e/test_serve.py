@@ -55,7 +55,7 @@ def client(server):
 def _expected(run_dir, messages, n, base=False):
     """Greedy answer of the run's model (or its base), as `tuneforge chat` computes it."""
     from tuneforge.artifacts import load_run
-    from tuneforge.generate import generate_answers
+    from tuneforge.inference.generate import generate_answers
 
     run = load_run(run_dir, base_only=base)
     return generate_answers(
@@ -212,7 +212,11 @@ def test_example_client_runs(server, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(script), run_name="__main__")
     out = capsys.readouterr().out
-    assert "served: alpha, base, beta" in out and "beta (streamed): " in out
+    assert "served: alpha, base, beta" in out
+    whole = next(line for line in out.splitlines() if line.startswith("beta: "))
+    streamed = next(line for line in out.splitlines() if line.startswith("beta (streamed): "))
+    # both greedy: the same text, streamed or not
+    assert streamed.removeprefix("beta (streamed): ") == whole.removeprefix("beta: ").rsplit(" [", 1)[0]
 
 
 # --- the HTTP layer with scripted model output ------------------------------------------------

@@ -60,25 +60,12 @@ def stage_config(
 
 
 def build_stage_trainer(cfg, train_dataset=None):
-    """(trainer, the model before the method was applied) for ``cfg``; ``train_dataset`` replaces
-    the prepared data (e.g. hand-made ids)."""
-    import torch
+    """The trainer for ``cfg`` (a validated Config) through the run's prologue; ``train_dataset``
+    replaces the prepared data (e.g. hand-made ids)."""
+    from tuneforge.training.build import build_trainer
+    from tuneforge.training.prepare import prepare
 
-    from tuneforge.data.pipeline import prepare_data
-    from tuneforge.data.templates import resolve_template
-    from tuneforge.models.load import load_model, load_tokenizer
-    from tuneforge.models.wrap import wrap
-    from tuneforge.stages import STAGES
-    from tuneforge.train import make_context
-
-    torch.manual_seed(cfg.train.seed)
-    stage = STAGES.get(cfg.stage.name)
-    tokenizer = load_tokenizer(cfg.model)
-    data = None
-    if train_dataset is None:
-        data = prepare_data(cfg, tokenizer, resolve_template("auto", tokenizer), stage.SAMPLE_KIND)
-        train_dataset = data.train
-    model = stage.load_model(cfg) if hasattr(stage, "load_model") else load_model(cfg.model, cfg.method)
-    model = wrap(model, cfg.method)
-    run_dir = Path(cfg.output.dir)
-    return stage.build_trainer(make_context(cfg, run_dir, model, tokenizer, train_dataset, None))
+    prepared = prepare(cfg, write_folder=False, quiet=True)
+    if train_dataset is not None:
+        prepared.data.train, prepared.data.eval = train_dataset, None
+    return build_trainer(prepared)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from pathlib import Path
 
 import yaml
+from transformers import TrainerCallback
 
 from tuneforge.cli import main
 
@@ -61,3 +64,59 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
         code = int(e.code or 0)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+class Crash(RuntimeError):
+    """A simulated crash in the middle of training (resume tests)."""
+
+
+class CrashAt(TrainerCallback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise Crash(f"simulated crash at step {state.global_step}")
+
+
+@contextlib.contextmanager
+def sft_crashing_at(monkeypatch, step: int):
+    """Within the block, sft runs raise `Crash` at the end of optimizer step ``step``."""
+    import tuneforge.stages._base as stage_base
+
+    real = stage_base.build_causal_lm_trainer
+
+    def crashing(ctx):
+        trainer = real(ctx)
+        trainer.add_callback(CrashAt(step))
+        return trainer
+
+    monkeypatch.setattr("tuneforge.stages.sft.build_trainer", crashing)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr("tuneforge.stages.sft.build_trainer", real)
+
+
+def reply_chat(handler, content: str) -> None:
+    """Answer an OpenAI chat request on a test HTTP server (``handler``: a BaseHTTPRequestHandler)."""
+    out = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.end_headers()
+    handler.wfile.write(out)
+
+
+@contextlib.contextmanager
+def http_server(handler):
+    """A test HTTP server on 127.0.0.1 with ``handler`` (a BaseHTTPRequestHandler class); yields its
+    OpenAI-style base URL."""
+    from http.server import HTTPServer
+
+    srv = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}/v1"
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -8,23 +8,16 @@ from pathlib import Path
 import torch
 
 from tuneforge.config.load import load_config
-from tuneforge.data.pipeline import prepare_data
-from tuneforge.data.templates import resolve_template
-from tuneforge.models.load import load_model, load_tokenizer
-from tuneforge.models.wrap import wrap
-from tuneforge.stages import STAGES
-from tuneforge.train import make_context
+from tuneforge.training.build import build_trainer as build_run_trainer
+from tuneforge.training.prepare import prepare
 
 
 def build_trainer(cfg_dict: dict, run_dir: Path):
-    cfg = load_config(None, [], data=cfg_dict)
-    torch.manual_seed(cfg.train.seed)
-    stage = STAGES.get(cfg.stage.name)
-    tokenizer = load_tokenizer(cfg.model)
-    template = resolve_template(cfg.data.template, tokenizer)
-    data = getattr(stage, "prepare_data", prepare_data)(cfg, tokenizer, template, stage.SAMPLE_KIND)
-    model = wrap(load_model(cfg.model, cfg.method), cfg.method)
-    return stage.build_trainer(make_context(cfg, run_dir, model, tokenizer, data.train, data.eval))
+    """The trainer `run_training` would train, through the same prologue (no run folder claimed)."""
+    cfg = load_config(
+        None, [], data={**cfg_dict, "output": {**cfg_dict.get("output", {}), "dir": str(run_dir)}}
+    )
+    return build_run_trainer(prepare(cfg, write_folder=False, quiet=True))
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, tuple[bool, torch.Tensor]]:

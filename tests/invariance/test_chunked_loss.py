@@ -51,7 +51,13 @@ def test_chunked_equals_plain(tiny_llama_dir, method, n_items):
         torch.testing.assert_close(chunked_grads[name], g, atol=1e-6, rtol=1e-4, msg=name)
     assert model(input_ids=ids).logits.shape == (*ids.shape, model.config.vocab_size)  # no labels: plain
     unpatch_chunked_loss(model)
-    assert model(input_ids=ids, labels=labels).logits is not None
+    # unpatched: full logits and the model's own loss and gradients again, bit for bit
+    assert model(input_ids=ids, labels=labels).logits.shape == (*ids.shape, model.config.vocab_size)
+    restored, restored_grads = _loss_and_grads(model, ids, labels, n_items)
+    torch.testing.assert_close(restored, plain, atol=0, rtol=0)
+    assert restored_grads.keys() == plain_grads.keys()
+    for name, g in plain_grads.items():
+        torch.testing.assert_close(restored_grads[name], g, atol=0, rtol=0, msg=name)
 
 
 def test_small_chunks_match_one_chunk():

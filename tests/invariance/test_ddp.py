@@ -1,4 +1,4 @@
-"""DDP = one process: `tuneforge train` with train.nproc_per_node=2 launches torchrun itself (gloo on
+"""DDP = one process: `tuneforge train` with scale.nproc_per_node=2 launches torchrun itself (gloo on
 CPU), each rank trains on half of every global batch, and the loss curve, the gradient norms and
 the trained adapter equal those of one process with the same global batch. Rank 0 tokenizes the
 data, rank 1 reads the cache (one cache folder, no leftovers)."""

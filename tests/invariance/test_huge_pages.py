@@ -1,5 +1,5 @@
-"""`train.huge_pages`: big CPU tensors in transparent huge pages, turned on when `tuneforge train`
-starts. A run with them (and so with `train.keep_freed_memory`, auto with them) gives the same
+"""`speed.huge_pages`: big CPU tensors in transparent huge pages, turned on when `tuneforge train`
+starts. A run with them (and so with `speed.keep_freed_memory`, auto with them) gives the same
 losses as a run without; where PyTorch has already allocated
 (this test session) they cannot be turned on, and auto says so while true refuses."""
 
@@ -29,14 +29,14 @@ def test_kernel_mode_is_read_from_sysfs(tmp_path, monkeypatch):
     assert huge_pages.kernel_mode() == "madvise"
     mode.write_text("always madvise [never]\n")
     assert huge_pages.kernel_mode() == "never"
-    assert huge_pages.enable_huge_pages(None) == (
+    assert huge_pages.check_huge_pages(None) == (
         False,
         "huge pages off: the kernel's transparent huge page mode is never",
     )
     with pytest.raises(ConfigError, match="offers no transparent huge pages"):
-        huge_pages.enable_huge_pages(True)
+        huge_pages.check_huge_pages(True)
     monkeypatch.delenv(huge_pages.ENV, raising=False)
-    assert huge_pages.enable_huge_pages(False) == (False, "")
+    assert huge_pages.check_huge_pages(False) == (False, "")
 
 
 @pytest.mark.skipif(not OFFERED, reason="the kernel offers no transparent huge pages")
@@ -47,10 +47,10 @@ def test_too_late_in_a_process_that_allocated(monkeypatch):
     if huge_pages.in_effect():
         pytest.skip(f"{huge_pages.ENV}=1 was set before this test session started")
     monkeypatch.delenv(huge_pages.ENV, raising=False)
-    on, why = huge_pages.enable_huge_pages(None)
-    assert not on and "allocated memory before the run started" in why
+    on, why = huge_pages.check_huge_pages(None)
+    assert not on and "this process did not start so" in why
     with pytest.raises(ConfigError, match="THP_MEM_ALLOC_ENABLE=1"):
-        huge_pages.enable_huge_pages(True)
+        huge_pages.check_huge_pages(True)
 
 
 def _train(tmp_path: Path, model_dir: Path, name: str, **train) -> tuple[list[float], str]:
@@ -76,35 +76,57 @@ def test_tuneforge_train_turns_them_on_and_the_losses_stay(tmp_path, tiny_llama_
     off_losses, off_log = _train(tmp_path, tiny_llama_dir, "off", huge_pages=False)
     assert "huge_pages=True" in on_log and "huge_pages=False" in off_log
     # keep_freed_memory is auto with huge pages: the same losses cover it being on and off
-    assert "keep_freed_memory=True" in on_log and "keep_freed_memory=False" in off_log
+    assert "freed_memory=keep" in on_log and "freed_memory=glibc default" in off_log
     assert on_losses == pytest.approx(off_losses, rel=1e-6)
 
 
 def test_process_start_reads_the_config_and_overrides(tmp_path, monkeypatch):
+    from tuneforge.commands.train import start_process
+
     mode = tmp_path / "enabled"
     mode.write_text("always [madvise] never\n")
     monkeypatch.setattr(huge_pages, "THP_MODE", mode)
+    monkeypatch.setattr("tuneforge.speed.host_memory.apply_at_process_start", lambda speed: None)
     off = tmp_path / "off.yaml"
-    off.write_text("train:\n  huge_pages: false\n")
+    off.write_text("train:\n  huge_pages: false\n")  # the old key still counts
+    new_off = tmp_path / "new_off.yaml"
+    new_off.write_text("speed:\n  huge_pages: false\n")
     plain = tmp_path / "plain.yaml"
     plain.write_text("train:\n  max_steps: 3\n")
     cases = [
-        (["train", str(plain)], "1"),
-        (["train", str(off)], None),
-        (["train", str(off), "train.huge_pages=true"], "1"),
-        (["train", str(plain), "train.huge_pages=false"], None),
-        (["chat", str(plain)], None),  # not a training command
-        (["sweep", str(plain)], None),  # its candidates run as `tuneforge train` processes
-        (["train", str(tmp_path / "missing.yaml")], "1"),  # loading the config reports it
+        ([str(plain)], "1"),
+        ([str(off)], None),
+        ([str(new_off)], None),
+        ([str(new_off), "speed.huge_pages=true"], "1"),
+        ([str(off), "speed.huge_pages=true"], None),  # old and new name both set: the run refuses it
+        ([str(plain), "speed.huge_pages=false"], None),
+        ([str(tmp_path / "missing.yaml")], None),  # loading the config reports it
     ]
     for argv, expected in cases:
         monkeypatch.delenv(huge_pages.ENV, raising=False)
-        huge_pages.set_at_process_start(argv)
+        start_process(argv)
         assert os.environ.get(huge_pages.ENV) == expected, argv
+    monkeypatch.delenv(huge_pages.ENV, raising=False)
+    start_process([str(plain)], fresh_process=False)  # inside another program: too late, left alone
+    assert huge_pages.ENV not in os.environ
     monkeypatch.setenv(huge_pages.ENV, "0")  # the user's own setting stays
-    huge_pages.set_at_process_start(["train", str(plain)])
+    start_process([str(plain)])
     assert os.environ[huge_pages.ENV] == "0"
     mode.write_text("always madvise [never]\n")
     monkeypatch.delenv(huge_pages.ENV)
-    huge_pages.set_at_process_start(["train", str(plain)])
+    start_process([str(plain)])
     assert huge_pages.ENV not in os.environ
+
+
+def test_the_train_start_up_step_runs_for_train_only(monkeypatch, capsys):
+    import tuneforge.commands.train as train_verb
+    from tuneforge.cli import main
+
+    calls = []
+    monkeypatch.setattr(train_verb, "start_process", lambda argv, fresh_process=True: calls.append(argv))
+    with pytest.raises(SystemExit):
+        main(["ls", "stages"])
+    assert calls == []
+    with pytest.raises(SystemExit):
+        main(["train", "missing.yaml", "train.seed=1"])
+    assert calls == [["missing.yaml", "train.seed=1"]]

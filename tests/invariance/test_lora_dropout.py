@@ -1,4 +1,4 @@
-"""`train.fused_lora_dropout` on = off: with the same drop masks, a LoRA model whose dropout is fused
+"""`speed.fused_lora_dropout` on = off: with the same drop masks, a LoRA model whose dropout is fused
 into lora_A gives the same loss and gradients as PEFT's own dropout path, and keeps far fewer bytes
 for backward."""
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from tuneforge.config.schema import ModelConfig, TrainConfig
+from tuneforge.config.schema import ModelConfig
+from tuneforge.config.train import SpeedConfig
 from tuneforge.errors import ConfigError
 from tuneforge.methods import METHODS
 from tuneforge.models.load import load_model
@@ -214,14 +215,14 @@ def test_a_deep_copy_uses_its_own_weights(tiny_llama_dir):
 
 
 def test_speedups_fuse_by_default_and_refuse_when_nothing_fits(tiny_llama_dir):
-    plan = apply_speedups(lora_model(tiny_llama_dir), TrainConfig(), max_length=64)
+    plan = apply_speedups(lora_model(tiny_llama_dir), SpeedConfig(), max_length=64)
     assert plan.fused_lora_dropout == 2 * len(TARGETS)
-    off = apply_speedups(lora_model(tiny_llama_dir), TrainConfig(fused_lora_dropout=False), max_length=64)
+    off = apply_speedups(lora_model(tiny_llama_dir), SpeedConfig(fused_lora_dropout=False), max_length=64)
     assert off.fused_lora_dropout == 0
     with pytest.raises(ConfigError, match="method.lora_dropout > 0"):
-        apply_speedups(lora_model(tiny_llama_dir, dropout=0.0), TrainConfig(fused_lora_dropout=True), 64)
+        apply_speedups(lora_model(tiny_llama_dir, dropout=0.0), SpeedConfig(fused_lora_dropout=True), 64)
     dora = lora_model(tiny_llama_dir, use_dora=True)
-    assert apply_speedups(dora, TrainConfig(), max_length=64).fused_lora_dropout == 0
+    assert apply_speedups(dora, SpeedConfig(), max_length=64).fused_lora_dropout == 0
 
 
 def test_qlora_layers_are_fused(tiny_llama_dir):

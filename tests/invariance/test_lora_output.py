@@ -1,4 +1,4 @@
-"""`train.fused_lora_output` on = off: LoRA layers whose output is one addmm give the same loss and
+"""`speed.fused_lora_output` on = off: LoRA layers whose output is one addmm give the same loss and
 gradients as PEFT's forward (to float rounding), a disabled adapter still gives the base model, and
 layers PEFT computes another way (DoRA) are left alone."""
 
@@ -9,7 +9,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from tuneforge.config.schema import TrainConfig
+from tuneforge.config.train import SpeedConfig
 from tuneforge.errors import ConfigError
 from tuneforge.speed.lora_output import fuse_lora_output, unfuse_lora_output
 from tuneforge.speed.setup import apply_speedups
@@ -63,5 +63,5 @@ def test_a_disabled_adapter_is_still_the_base_model(tiny_llama_dir):
 def test_dora_is_left_alone(tiny_llama_dir):
     assert fuse_lora_output(_lora(tiny_llama_dir, use_dora=True)) == 0
     with pytest.raises(ConfigError, match="fused_lora_output"):
-        apply_speedups(_lora(tiny_llama_dir, use_dora=True), TrainConfig(fused_lora_output=True), 64)
-    assert apply_speedups(_lora(tiny_llama_dir), TrainConfig(), 64).fused_lora_output == 14
+        apply_speedups(_lora(tiny_llama_dir, use_dora=True), SpeedConfig(fused_lora_output=True), 64)
+    assert apply_speedups(_lora(tiny_llama_dir), SpeedConfig(), 64).fused_lora_output == 14

@@ -8,10 +8,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from tuneforge.data.collate import fit_rows, pack_dataset, packed_collate, pad_collate
 from tuneforge.data.render import IGNORE_INDEX
-from tuneforge.speed.collate import fit_rows, pack_dataset, packed_collate
 from tuneforge.speed.setup import packed_attention_works
-from tuneforge.trainer import pad_collate
 
 
 def _samples(vocab: int, lengths=(7, 19, 4, 12, 30, 9)) -> list[dict]:

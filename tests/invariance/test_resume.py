@@ -8,22 +8,8 @@ import json
 
 import pytest
 import torch
-from transformers import TrainerCallback
 
-from tests.helpers.runs import make_config, write_alpaca
-
-
-class Crash(RuntimeError):
-    pass
-
-
-class CrashAt(TrainerCallback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise Crash(f"simulated crash at step {state.global_step}")
+from tests.helpers.runs import Crash, CrashAt, make_config, write_alpaca
 
 
 def _config(tmp_path, model_dir, name):
@@ -88,7 +74,7 @@ def test_resume_matches_uninterrupted(tmp_path, tiny_llama_dir, monkeypatch):
 
 
 def test_staging_leftover_is_not_a_checkpoint(tmp_path):
-    from tuneforge.trainer import latest_checkpoint
+    from tuneforge.training.checkpoints import latest_checkpoint
 
     (tmp_path / "checkpoint-2").mkdir()
     (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{}")

@@ -1,4 +1,4 @@
-"""`train.fused_rmsnorm` on = off: the patched norms give bitwise the same loss and gradients (full
+"""`speed.fused_rmsnorm` on = off: the patched norms give bitwise the same loss and gradients (full
 fine-tuning and LoRA, Llama and Qwen2), keep fewer bytes for backward, and norms that compute
 something else are left alone."""
 
@@ -12,7 +12,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM
 
 from tests.invariance.test_swiglu import assert_fusing_keeps_the_step, bytes_saved_by
-from tuneforge.config.schema import TrainConfig
+from tuneforge.config.train import SpeedConfig
 from tuneforge.errors import ConfigError
 from tuneforge.speed.rmsnorm import _RMSNorm, fuse_rmsnorm, unfuse_rmsnorm
 from tuneforge.speed.setup import apply_speedups
@@ -70,10 +70,10 @@ def test_norms_of_another_formula_are_left_alone(tiny_llama_dir):
     weights = other.model.norm.weight.detach().clone()
     assert fuse_rmsnorm(other) == 2 * 2  # the layers' norms, not the shifted one
     assert torch.equal(other.model.norm.weight, weights)  # the probe put the weight back
-    assert apply_speedups(model, TrainConfig(), max_length=64).fused_rmsnorm == 5
+    assert apply_speedups(model, SpeedConfig(), max_length=64).fused_rmsnorm == 5
     for layer in other.model.layers:
         layer.input_layernorm = ShiftedNorm(layer.input_layernorm)
         layer.post_attention_layernorm = ShiftedNorm(layer.post_attention_layernorm)
     unfuse_rmsnorm(other)
     with pytest.raises(ConfigError, match="fused_rmsnorm"):
-        apply_speedups(other, TrainConfig(fused_rmsnorm=True), max_length=64)
+        apply_speedups(other, SpeedConfig(fused_rmsnorm=True), max_length=64)

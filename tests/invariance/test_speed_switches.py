@@ -89,17 +89,17 @@ def test_switch_on_equals_off(tmp_path, tiny_llama_dir, data, baseline, switches
 def test_defaults_turn_on_the_exact_fast_path(tiny_llama_dir):
     from transformers import AutoModelForCausalLM
 
-    from tuneforge.config.schema import TrainConfig
+    from tuneforge.config.train import SpeedConfig
     from tuneforge.speed.setup import apply_speedups
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
-    plan = apply_speedups(model, TrainConfig(), max_length=64)
+    plan = apply_speedups(model, SpeedConfig(), max_length=64)
     assert plan.chunked_cross_entropy and plan.padding_free and not plan.packing
     assert plan.varlen_attention and plan.fused_swiglu and plan.fused_rmsnorm
 
 
 def test_longest_sample_comes_first():
-    from tuneforge.speed.samplers import LongestFirstSampler, group_by_length_sampler
+    from tuneforge.data.order import LongestFirstSampler, group_by_length_sampler
 
     lengths = [5, 80, 3, 9, 200, 7, 4, 6]
     for epoch in (0, 1):
@@ -125,7 +125,7 @@ def test_first_batch_holds_the_longest_samples(tmp_path, tiny_llama_dir):
     padding-free rows, the most tokens any batch can have), so memory peaks at step 1."""
     from tests.helpers.runs import make_config, write_alpaca
     from tests.helpers.stages import build_trainer
-    from tuneforge.speed.samplers import lengths_of
+    from tuneforge.data.order import lengths_of
 
     rows = [{"instruction": "word " * (i * 7 % 23 + 1), "input": "", "output": f"a{i}"} for i in range(24)]
     cfg = make_config(tmp_path, tiny_llama_dir, write_alpaca(tmp_path / "d.json", rows))

@@ -1,4 +1,4 @@
-"""`train.fused_swiglu` on = off: the patched MLPs give bitwise the same loss and gradients (full
+"""`speed.fused_swiglu` on = off: the patched MLPs give bitwise the same loss and gradients (full
 fine-tuning and LoRA), keep fewer bytes for backward, and MLPs of another shape are left alone."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from tuneforge.config.schema import ModelConfig, TrainConfig
+from tuneforge.config.schema import ModelConfig
+from tuneforge.config.train import SpeedConfig
 from tuneforge.errors import ConfigError
 from tuneforge.methods import METHODS
 from tuneforge.models.load import load_model
@@ -122,6 +123,6 @@ def test_mlps_of_another_shape_are_left_alone(tiny_llama_dir):
     for layer in other.model.layers:
         layer.mlp = OtherMLP(layer.mlp)
     assert fuse_swiglu(other) == 0
-    assert apply_speedups(model, TrainConfig(), max_length=64).fused_swiglu == 2
+    assert apply_speedups(model, SpeedConfig(), max_length=64).fused_swiglu == 2
     with pytest.raises(ConfigError, match="fused_swiglu"):
-        apply_speedups(other, TrainConfig(fused_swiglu=True), max_length=64)
+        apply_speedups(other, SpeedConfig(fused_swiglu=True), max_length=64)

@@ -1,4 +1,4 @@
-"""Varlen attention = masked sdpa = each sample alone (`train.varlen_attention`): padding-free rows
+"""Varlen attention = masked sdpa = each sample alone (`speed.varlen_attention`): padding-free rows
 run through sdpa once per sample give the same per-sample losses and gradients as each sample on
 its own, for Llama and Qwen2 (grouped-query attention) and for LoRA; the switch is auto, refused
 where it cannot apply, and leaves every call without sample bounds to plain sdpa."""
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from tests.invariance.test_packing import _model, _per_sample, _samples, _token_losses
-from tuneforge.config.schema import TrainConfig
+from tuneforge.config.train import SpeedConfig
+from tuneforge.data.collate import packed_collate, pad_collate
 from tuneforge.errors import ConfigError
-from tuneforge.speed.collate import packed_collate
 from tuneforge.speed.setup import apply_speedups
 from tuneforge.speed.varlen_attention import (
     ATTENTION,
@@ -20,7 +20,6 @@ from tuneforge.speed.varlen_attention import (
     segments_of,
     use_varlen_attention,
 )
-from tuneforge.trainer import pad_collate
 
 
 def test_segments_are_found_from_restarting_positions():
@@ -118,23 +117,23 @@ def test_calls_without_bounds_are_plain_sdpa(tiny_llama_dir):
 
 def test_auto_on_with_padding_free_and_sdpa_only(tiny_llama_dir):
     sdpa = _model(tiny_llama_dir, "sdpa")
-    plan = apply_speedups(sdpa, TrainConfig(), 64)
+    plan = apply_speedups(sdpa, SpeedConfig(), 64)
     assert plan.padding_free and plan.varlen_attention
     assert SEGMENTS_KEY in plan.collator(0)(_samples(50, lengths=(5, 3)))
 
     eager = _model(tiny_llama_dir, "eager")
-    plan = apply_speedups(eager, TrainConfig(), 64)
+    plan = apply_speedups(eager, SpeedConfig(), 64)
     assert plan.padding_free and not plan.varlen_attention
     assert eager.config._attn_implementation == "eager"
     with pytest.raises(ConfigError, match="varlen_attention=true needs sdpa"):
-        apply_speedups(_model(tiny_llama_dir, "eager"), TrainConfig(varlen_attention=True), 64)
+        apply_speedups(_model(tiny_llama_dir, "eager"), SpeedConfig(varlen_attention=True), 64)
 
     off = _model(tiny_llama_dir, "sdpa")
-    plan = apply_speedups(off, TrainConfig(varlen_attention=False), 64)
+    plan = apply_speedups(off, SpeedConfig(varlen_attention=False), 64)
     assert not plan.varlen_attention and off.config._attn_implementation == "sdpa"
     with pytest.raises(ConfigError, match="needs padding-free rows"):
         apply_speedups(
-            _model(tiny_llama_dir, "sdpa"), TrainConfig(padding_free=False, varlen_attention=True), 64
+            _model(tiny_llama_dir, "sdpa"), SpeedConfig(padding_free=False, varlen_attention=True), 64
         )
 
 
@@ -147,11 +146,11 @@ def test_prompt_learning_keeps_masked_sdpa(tiny_llama_dir):
         cfg = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3)
         return get_peft_model(_model(tiny_llama_dir, "sdpa"), cfg)
 
-    plan = apply_speedups(prompt_model(), TrainConfig(), 64)
+    plan = apply_speedups(prompt_model(), SpeedConfig(), 64)
     assert plan.padding_free and not plan.varlen_attention
     assert any("prompt learning" in n for n in plan.notes)
     with pytest.raises(ConfigError, match="prompt-learning"):
-        apply_speedups(prompt_model(), TrainConfig(varlen_attention=True), 64)
+        apply_speedups(prompt_model(), SpeedConfig(varlen_attention=True), 64)
 
     model = _model(tiny_llama_dir, "sdpa").eval()
     samples = _samples(model.config.vocab_size, lengths=(5, 4))

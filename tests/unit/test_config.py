@@ -12,18 +12,33 @@ from tuneforge.config.raw import parse_override
 from tuneforge.config.reference import reference_text
 from tuneforge.errors import ConfigError
 
+EXAMPLES_DIR = Path(__file__).parents[2] / "examples"
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(EXAMPLES_DIR).as_posix()
+
+
 BASE = {
     "model": {"name_or_path": "some/model"},
     "data": {"datasets": [{"path": "train.json"}]},
     "method": {"name": "lora"},
 }
-# every YAML under examples/ is a config, except bench settings files (method -> partial config) and
-# eval task files (*_tasks.yaml, `tuneforge eval --tasks`, checked in tests/unit/test_eval_tasks.py)
-EXAMPLES = sorted(
-    p
-    for p in Path(__file__).parents[2].joinpath("examples").rglob("*.yaml")
-    if p.name != "settings.yaml" and not p.name.endswith("_tasks.yaml")
-)
+# every YAML under examples/ is a config, except these (examples/-relative) -> the bench config a
+# settings file's candidates merge over, or None where another test checks the file
+NOT_CONFIGS = {
+    # candidate name -> partial config, for `tuneforge bench methods --settings` (test_bench_settings)
+    "bench/settings.yaml": "bench/arithmetic.yaml",
+    # a `tuneforge eval --tasks` file (tests/unit/test_eval_tasks.py: test_example_task_files_parse)
+    "eval/arithmetic_tasks.yaml": None,
+    "quickstart/identity_tasks.yaml": None,
+    # `tuneforge data generate` recipes (tests/unit/test_generate_config.py parses them)
+    "generate/respond_smollm2.yaml": None,
+    "generate/topics_endpoint.yaml": None,
+    # a `tuneforge goal` file (tests/unit/test_generate_config.py parses it)
+    "goal/units.yaml": None,
+}
+EXAMPLES = sorted(p for p in EXAMPLES_DIR.rglob("*.yaml") if _rel(p) not in NOT_CONFIGS)
 
 
 def load(*overrides: str, data: dict | None = None):
@@ -97,8 +112,43 @@ def test_reference_lists_fields_with_descriptions():
 def test_every_example_config_parses(path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("# tuneforge "), f"{path} must start with the command that runs it"
+    assert f"examples/{_rel(path)}" in first.split(), f"{path}: its first line must run this file"
     load_config(path)
 
 
-def test_examples_exist():
-    assert len(EXAMPLES) >= 4
+def test_every_yaml_under_examples_is_checked():
+    """The parsed set is the real set: every YAML under examples/ is a config parsed above or a listed
+    non-config (a new kind of file fails here until it is listed with the test that checks it), and the
+    examples/configs the e2e test trains (tests/e2e/test_examples_run.py) are among the parsed ones."""
+    found = {_rel(p) for p in EXAMPLES_DIR.rglob("*.yaml")}
+    assert set(NOT_CONFIGS) <= found, f"listed but gone: {sorted(set(NOT_CONFIGS) - found)}"
+    assert {_rel(p) for p in EXAMPLES} == found - set(NOT_CONFIGS)
+    configs = {f"configs/{p.name}" for p in (EXAMPLES_DIR / "configs").glob("*.yaml")}
+    assert configs and configs <= {_rel(p) for p in EXAMPLES}
+    tasks = {name for name in NOT_CONFIGS if name.endswith("_tasks.yaml")}  # test_eval_tasks' glob
+    assert tasks == {_rel(p) for p in EXAMPLES_DIR.rglob("*_tasks.yaml")}
+
+
+def test_every_stage_has_an_example_config():
+    from tuneforge.stages import STAGES
+
+    shown = {load_config(p).stage.name for p in (EXAMPLES_DIR / "configs").glob("*.yaml")}
+    assert set(STAGES.names()) - shown == set(), "add an example config to examples/configs for each stage"
+
+
+def test_bench_settings():
+    """Each candidate of a settings file, merged over its bench config the way `tuneforge bench methods`
+    merges it, is a valid config that sets what the file says."""
+    from tuneforge.runs.bench import bench_candidates, read_settings
+
+    for name, config in NOT_CONFIGS.items():
+        if config is None:
+            continue
+        settings = read_settings(EXAMPLES_DIR / name)
+        assert settings
+        for candidate in bench_candidates(EXAMPLES_DIR / config, list(settings), settings, steps=8):
+            cfg = load_config(candidate.config, list(candidate.overrides))
+            assert cfg.method.name == candidate.name and cfg.train.max_steps == 8
+            for section, values in settings[candidate.name].items():
+                for key, value in values.items():
+                    assert getattr(getattr(cfg, section), key) == value, (name, candidate.name, section, key)

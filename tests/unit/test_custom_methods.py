@@ -87,7 +87,8 @@ def test_llama_pro_renumbers_layers_and_keeps_the_kv_cache_right(tiny_qwen2_dir,
 
 
 def _train(model, cfg, tmp_path, steps: int, lr: float = 1e-2):
-    from tuneforge.trainer import TuneforgeTrainer, pad_collate
+    from tuneforge.data.collate import pad_collate
+    from tuneforge.training.trainer import TuneforgeTrainer
 
     rows = [{"input_ids": list(range(5 + i, 21 + i)), "labels": list(range(5 + i, 21 + i))} for i in range(4)]
     trainer = TuneforgeTrainer(
@@ -112,7 +113,7 @@ def _train(model, cfg, tmp_path, steps: int, lr: float = 1e-2):
 
 
 def test_relora_merge_and_restart_keeps_the_outputs(tiny_llama_dir):
-    from tuneforge.methods.relora import merge_and_restart
+    from tuneforge.methods.relora import _merge_and_restart
 
     model, _ = wrapped("relora", tiny_llama_dir, r=2, lora_dropout=0.0)
     with torch.no_grad():
@@ -124,7 +125,7 @@ def test_relora_merge_and_restart_keeps_the_outputs(tiny_llama_dir):
     before = model(ids).logits
     q = model.base_model.model.model.layers[0].self_attn.q_proj
     w0 = q.base_layer.weight.clone()
-    params = merge_and_restart(model)
+    params = _merge_and_restart(model)
     assert len(params) == 2 * 7 * 2  # A and B of 7 linear layers in 2 blocks
     assert not torch.equal(q.base_layer.weight, w0)  # the update moved into the base
     assert not q.lora_B["default"].weight.any() and not q.merged
@@ -140,7 +141,7 @@ def test_relora_total_update_exceeds_rank_r_and_the_run_saves_a_plain_model(tiny
     )
     w0 = model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.clone()
     trainer = _train(model, cfg, tmp_path, steps=6, lr=5e-2)
-    relora_cb = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "ReLoraCallback")
+    relora_cb = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "_ReLoraCallback")
     assert relora_cb.merges == 2  # at steps 2 and 4; the last cycle merges at save time
     plain = final_model(trainer.model, cfg)
     assert not any("lora" in n for n, _ in plain.named_parameters())
@@ -158,12 +159,12 @@ def test_relora_refuses_to_resume_after_a_merge(tiny_llama_dir):
 
 
 def test_lora_drop_select_covers_the_share():
-    from tuneforge.methods.lora_drop import select
+    from tuneforge.methods.lora_drop import _select
 
     importance = {"a": 5.0, "b": 3.0, "c": 1.0, "d": 1.0}
-    assert select(importance, 0.5) == ["a"]
-    assert select(importance, 0.8) == ["a", "b"]
-    assert select(importance, 1.0) == ["a", "b", "c", "d"]
+    assert _select(importance, 0.5) == ["a"]
+    assert _select(importance, 0.8) == ["a", "b"]
+    assert _select(importance, 1.0) == ["a", "b", "c", "d"]
 
 
 def test_lora_drop_freezes_and_zeroes_the_dropped_modules(tiny_llama_dir, tmp_path):

@@ -13,7 +13,7 @@ def test_config_reference_is_current():
 
 
 def test_methods_support_table_is_current():
-    from tuneforge.catalog import supports_table
+    from tuneforge.methods import supports_table
 
     doc = (Path(__file__).parents[2] / "docs" / "methods.md").read_text()
     start = doc.index("<!-- generated: tuneforge ls methods --markdown -->\n") + len(

@@ -95,9 +95,9 @@ def test_parse_score_and_verdict():
 def test_rubric_scores_through_an_openai_compatible_endpoint(endpoint, prompts, monkeypatch):
     replies = iter(["It is Paris.", "London", "???", "Paris, of course."])
     monkeypatch.setattr(gen, "answer", lambda target, ps, *a, **k: [next(replies) for _ in ps])
-    monkeypatch.setenv("JUDGE_KEY", "sk-test")
+    monkeypatch.setenv("JUDGE_API_KEY", "sk-test")
     _Handler.calls.clear()
-    cfg = _task(path=str(prompts), endpoint=endpoint, judge_model="judge-1", api_key_env="JUDGE_KEY")
+    cfg = _task(path=str(prompts), endpoint=endpoint, judge_model="judge-1", api_key_env="JUDGE_API_KEY")
     res = judge_task.run(cfg, Target(None, None, None, (), "after"))
     # scores 9, 2, (none), 9: mean of the parsed three = 20/3, 3 of 4 parsed
     assert res.metrics == {"score": pytest.approx(20 / 3), "parsed": 0.75}

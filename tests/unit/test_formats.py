@@ -103,7 +103,7 @@ def test_alpaca_column_map_history_as_json_text_and_numbers():
     "row, reason, detail",
     [
         ({"instruction": "Hi", "input": "", "output": ""}, "empty answer", "'output' is empty"),
-        ({"instruction": "Hi", "output": None}, "empty answer", "'output'"),
+        ({"instruction": "Hi", "output": None}, "missing value in column 'output'", "null or NaN"),
         ({"instruction": "", "input": " ", "output": "x"}, "empty prompt", "'instruction' and 'input'"),
         ({"instruction": "Hi", "output": "x", "history": [["only one"]]}, "bad history", "history[0]"),
         ({"instruction": "Hi", "output": "x", "history": [["q", ""]]}, "bad history", "empty answer"),
@@ -394,6 +394,6 @@ def test_text_rows_become_documents():
     assert convert("text", {"body": "Prose.\nMore."}, columns={"text": "body"}) == Document("Prose.\nMore.")
     assert [reject("text", {"text": v})[1] for v in ("  ", None, ["a"])] == [
         "empty text",
-        "empty text",
+        "missing value in column 'text'",
         "bad text",
     ]

@@ -4,13 +4,14 @@ judge model folder."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from tests.helpers.runs import http_server, reply_chat
 from tuneforge.errors import ConfigError, TrainingError
-from tuneforge.rewards import RewardConfig, build_rewards
+from tuneforge.rewards.build import build_rewards
+from tuneforge.rewards.config import RewardConfig
 from tuneforge.rewards.judge import score_reply
 
 SEEN: list[dict] = []
@@ -27,11 +28,7 @@ class _Judge(BaseHTTPRequestHandler):
             return
         text = body["messages"][0]["content"]
         reply = "Score: 9" if "Answer: 42" in text else "I cannot tell" if "Answer: ?" in text else "3"
-        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(out)
+        reply_chat(self, reply)
 
     def log_message(self, *args):
         pass
@@ -39,13 +36,9 @@ class _Judge(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    srv = HTTPServer(("127.0.0.1", 0), _Judge)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
     SEEN.clear()
-    yield f"http://127.0.0.1:{srv.server_port}/v1"
-    srv.shutdown()
-    srv.server_close()
+    with http_server(_Judge) as url:
+        yield url
 
 
 def test_score_reply():
@@ -53,9 +46,9 @@ def test_score_reply():
 
 
 def test_endpoint_judge_scores_each_completion(server, monkeypatch):
-    monkeypatch.setenv("JUDGE_KEY", "sk-test")
+    monkeypatch.setenv("JUDGE_API_KEY", "sk-test")
     (judge,), _, _ = build_rewards(
-        [RewardConfig(judge=server, judge_model="tiny", api_key_env="JUDGE_KEY", weight=2.0)]
+        [RewardConfig(judge=server, judge_model="tiny", api_key_env="JUDGE_API_KEY", weight=2.0)]
     )
     out = judge(
         prompts=["p"] * 3, completions=["42", "41", "?"], question=["6 x 7?"] * 3, answer=["42", "42", None]
@@ -90,8 +83,8 @@ def test_local_judge_model(tiny_llama_dir):
 
 
 def test_reward_and_eval_task_share_one_client(monkeypatch):
-    """The judge reward and the `judge` eval task both get their replies from tuneforge.judge."""
-    import tuneforge.judge as client
+    """The judge reward and the `judge` eval task both get their replies from tuneforge.inference.judge."""
+    import tuneforge.inference.judge as client
     from tuneforge.eval.runner import parse_tasks
     from tuneforge.eval.tasks import judge as judge_task
 

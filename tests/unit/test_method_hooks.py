@@ -8,13 +8,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments
 
+from tuneforge.data.collate import pad_collate
 from tuneforge.methods import (
     METHODS,
     method_callbacks,
     method_optimizer_factory,
     method_training_arguments,
 )
-from tuneforge.trainer import TuneforgeTrainer, pad_collate
+from tuneforge.training.trainer import TuneforgeTrainer
 
 
 class _Seen(TrainerCallback):

@@ -1,10 +1,10 @@
-"""tuneforge.metrics: number extraction, exact match, substring match and the score that picks between them."""
+"""tuneforge.eval.metrics: number extraction, exact match, substring match and the score that picks between them."""
 
 from __future__ import annotations
 
 import pytest
 
-from tuneforge.metrics import contains, exact_match, extract_number, is_numeric, score
+from tuneforge.eval.metrics import contains, exact_match, extract_number, is_numeric, score
 
 
 @pytest.mark.parametrize(
@@ -85,6 +85,10 @@ def test_exact_match(prediction, answer, expected):
         ("I am SmolLM, trained by Hugging Face.", "Forge", False),
         ("The tuneforge\n  team", "tuneforge team", True),  # whitespace runs are collapsed
         ("anything", "", False),  # an empty answer never matches
+        ("I was made by the tuneforge team.", "Forge", False),  # not inside another word
+        ("我叫Forge。", "Forge", True),  # Chinese has no spaces: a CJK neighbour is an edge
+        ("Forge-1 here", "Forge", True),
+        ("It has 17 legs", "7", False),
     ],
 )
 def test_contains(prediction, answer, expected):

@@ -1,4 +1,4 @@
-"""regex, BLEU and ROUGE in tuneforge.metrics, against values computed by hand."""
+"""regex, BLEU and ROUGE in tuneforge.eval.metrics, against values computed by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tuneforge.metrics import bleu, regex_match, rouge
+from tuneforge.eval.metrics import bleu, regex_match, rouge
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ def test_missing_pad_token_falls_back_to_eos(tiny_llama_dir, tmp_path):
     (folder / "tokenizer_config.json").write_text(json.dumps(conf))
     assert AutoTokenizer.from_pretrained(folder).pad_token is None
     tok = load_tokenizer(ModelConfig(name_or_path=str(folder)))
-    assert tok.pad_token == tok.eos_token and tok.pad_token_id is not None
+    assert tok.pad_token == tok.eos_token and tok.pad_token_id == tok.eos_token_id
 
 
 @pytest.mark.parametrize("path", ["./no/such/model", "/no/such/model", "~/no-such-model", "a/b/c", "x.gguf"])

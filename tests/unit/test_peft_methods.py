@@ -10,11 +10,12 @@ from pydantic import ValidationError
 from transformers import AutoModelForCausalLM, TrainingArguments
 
 from tuneforge.config.schema import ModelConfig
+from tuneforge.data.collate import pad_collate
 from tuneforge.errors import ConfigError
 from tuneforge.methods import METHODS, method_callbacks, method_optimizer_factory
 from tuneforge.models.load import load_model
 from tuneforge.models.wrap import wrap
-from tuneforge.trainer import TuneforgeTrainer, pad_collate
+from tuneforge.training.trainer import TuneforgeTrainer
 
 SMALL = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
 
@@ -110,11 +111,11 @@ def test_loftq_starts_closer_to_the_float_model_than_the_4bit_base(tiny_llama_di
 
 def test_loftq_needs_safetensors_weights(tiny_llama_dir, tmp_path):
     from tuneforge.errors import ModelError
-    from tuneforge.methods.loftq import initialise
+    from tuneforge.methods.loftq import _initialise
 
     model, _ = wrapped("qlora", tiny_llama_dir, **SMALL)
     with pytest.raises(ModelError, match="reads the float weights from the model's safetensors files"):
-        initialise(model, tmp_path)
+        _initialise(model, tmp_path)
 
 
 @pytest.mark.parametrize(

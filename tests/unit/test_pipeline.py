@@ -64,6 +64,20 @@ def test_second_run_hits_the_cache(tmp_path, tokenizer, tiny_llama_dir, monkeypa
     assert second.train["labels"] == first.train["labels"]
 
 
+def test_a_cache_hit_names_this_runs_files(tmp_path, tokenizer, tiny_llama_dir):
+    rows = ROWS_A + [{"instruction": "long " * 300, "input": "", "output": "x"}]
+    first, second = write_alpaca(tmp_path / "first.json", rows), write_alpaca(tmp_path / "second.json", rows)
+    a = _prepare(
+        tmp_path, tokenizer, tiny_llama_dir, datasets=[{"path": str(first)}], prompt_truncation="drop"
+    )
+    b = _prepare(
+        tmp_path, tokenizer, tiny_llama_dir, datasets=[{"path": str(second)}], prompt_truncation="drop"
+    )
+    assert b.cache_hit and b.fingerprint == a.fingerprint  # the same rows: one cache entry
+    assert b.stats.sources == [str(second)]
+    assert b.stats.dropped_examples and all(e.startswith(str(second)) for e in b.stats.dropped_examples)
+
+
 def test_cache_key_changes_with_options_and_data(tmp_path, tokenizer, tiny_llama_dir):
     a = _prepare(tmp_path, tokenizer, tiny_llama_dir)
     b = _prepare(tmp_path, tokenizer, tiny_llama_dir, train_on_prompt=True)
@@ -79,7 +93,13 @@ def test_cache_key_changes_with_options_and_data(tmp_path, tokenizer, tiny_llama
 def test_render_drops_are_counted(tmp_path, tokenizer, tiny_llama_dir):
     rows = ROWS_A + [{"instruction": "long " * 300, "input": "", "output": "x"}]
     write_alpaca(tmp_path / "long.json", rows)
-    data = _prepare(tmp_path, tokenizer, tiny_llama_dir, datasets=[{"path": str(tmp_path / "long.json")}])
+    data = _prepare(
+        tmp_path,
+        tokenizer,
+        tiny_llama_dir,
+        datasets=[{"path": str(tmp_path / "long.json")}],
+        prompt_truncation="drop",  # keep_end would keep it, shortened (tests/unit/test_prompt_truncation.py)
+    )
     assert data.stats.samples == 10 and sum(data.stats.dropped.values()) == 1
 
 
@@ -93,7 +113,8 @@ def test_rows_across_chunks_are_each_sample_rendered_alone(tmp_path, tokenizer, 
     for i in (3, 600, 1290):  # too long for max_length 64: dropped in the first, second and last batch
         rows[i]["instruction"] = "long " * 300
     write_alpaca(tmp_path / "many.json", rows)
-    data = _prepare(tmp_path, tokenizer, tiny_llama_dir, datasets=[{"path": str(tmp_path / "many.json")}])
+    many = [{"path": str(tmp_path / "many.json")}]
+    data = _prepare(tmp_path, tokenizer, tiny_llama_dir, datasets=many, prompt_truncation="drop")
 
     config = load_config(None, data=make_config(tmp_path, tiny_llama_dir, tmp_path / "many.json"))
     template = resolve_template("auto", tokenizer)
@@ -102,7 +123,11 @@ def test_rows_across_chunks_are_each_sample_rendered_alone(tmp_path, tokenizer, 
     alone = []
     for sample in samples:
         try:
-            alone.append(render_conversation(sample, tokenizer, template, RenderOptions(max_length=64)))
+            alone.append(
+                render_conversation(
+                    sample, tokenizer, template, RenderOptions(max_length=64, prompt_truncation="drop")
+                )
+            )
         except DropSample:
             pass
     assert len(alone) == 1297 and data.stats.samples == 1297 and sum(data.stats.dropped.values()) == 3

@@ -11,7 +11,7 @@ import pytest
 
 from tuneforge.config.load import load_config
 from tuneforge.stages import STAGES
-from tuneforge.train import training_arguments
+from tuneforge.training.arguments import training_arguments
 
 BASE = {"model": {"name_or_path": "m"}, "data": {"datasets": [{"path": "d.json"}], "max_length": 77}}
 # non-default values for every stage field

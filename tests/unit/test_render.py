@@ -11,6 +11,7 @@ import copy
 
 import pytest
 
+from tests.helpers.labels import expect
 from tuneforge.data.conversation import Conversation, Document, Message, ToolCall
 from tuneforge.data.render import (
     IGNORE_INDEX,
@@ -39,17 +40,6 @@ TOOL_SCHEMA_JSON = (
     '{"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city", '
     '"parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}'
 )
-
-
-def expect(tok, *pieces: tuple[str, bool]) -> tuple[list[int], list[int]]:
-    ids: list[int] = []
-    labels: list[int] = []
-    for text, trained in pieces:
-        piece = tok(text, add_special_tokens=False)["input_ids"]
-        ids += piece
-        labels += piece if trained else [IGNORE_INDEX] * len(piece)
-    assert ids == tok("".join(t for t, _ in pieces), add_special_tokens=False)["input_ids"]
-    return ids, labels
 
 
 def render(conv, tok, template, opts=OPTS):
@@ -202,7 +192,8 @@ def test_consecutive_tool_results_train_on_prompt_and_truncation(qwen_tok):
     ids, labels = render(conv, qwen_tok, qwen, RenderOptions(4096, train_on_prompt=True))
     assert labels == ids
     full_ids, _ = render(conv, qwen_tok, qwen)
-    ids, labels = render(conv, qwen_tok, qwen, RenderOptions(len(full_ids) - 1))
+    # 2 short: the last answer's stop token does not fit (1 short keeps it, less the newline after it)
+    ids, labels = render(conv, qwen_tok, qwen, RenderOptions(len(full_ids) - 2))
     assert ids == full_ids[: len(ids)]
     assert qwen_tok.decode(ids).endswith("</tool_call><|im_end|>\n")
     assert trained_runs(qwen_tok, ids, labels) == [
@@ -215,11 +206,108 @@ def test_template_that_drops_tool_calls_or_schemas_is_refused(tokenizer):
     call = Conversation(
         [Message("user", "Weather?"), Message("assistant", "", tool_calls=[ToolCall("get_weather", "{}")])]
     )
-    with pytest.raises(ConfigError, match="'chatml' does not render tool calls"):
+    with pytest.raises(ConfigError, match="'chatml' does not render tool calls") as e:
         render_conversation(call, tokenizer, chatml, OPTS)
+    # only the choices that work here: SmolLM2's own template renders no tools, qwen adds Qwen's
+    # default system prompt to another model's data
+    assert str(e.value).endswith("; use a template that renders them: data.template=chatml_tools")
     schema_only = Conversation([Message("user", "Hi"), Message("assistant", "Hello")], tools=[TOOL_SCHEMA])
-    with pytest.raises(ConfigError, match="does not render tool schemas"):
+    with pytest.raises(ConfigError, match="does not render tool schemas") as e:
         render_conversation(schema_only, tokenizer, chatml, OPTS)
+    assert str(e.value).endswith("; use a template that renders them: data.template=chatml_tools")
+
+
+# a glaive_toolcall_en_demo row (LLaMA-Factory's demo data) as the sharegpt converter reads it
+GLAIVE = Conversation(
+    [
+        Message("user", "Hi, can you tell me the current stock price of Apple?"),
+        Message("assistant", "", tool_calls=[ToolCall("get_stock_price", '{"symbol": "AAPL"}')]),
+        Message("tool", '{"price": 150.75}', name="get_stock_price"),
+        Message("assistant", "The current stock price of Apple (AAPL) is $150.75."),
+    ],
+    tools=[
+        {
+            "type": "function",
+            "function": {
+                "name": "get_stock_price",
+                "description": "Get the current stock price",
+                "parameters": {"type": "object", "properties": {"symbol": {"type": "string"}}},
+            },
+        }
+    ],
+)
+
+
+def test_tool_data_under_the_tokenizers_own_template_suggests_chatml_tools(tokenizer, own):
+    """SmolLM2's own template is ChatML without tools: the error must not send the user back to
+    auto (the template just refused) nor to qwen (Qwen's default system prompt)."""
+    with pytest.raises(ConfigError) as e:
+        render_conversation(GLAIVE, tokenizer, own, OPTS)
+    msg = str(e.value)
+    assert msg.startswith(
+        "chat template 'tokenizer' does not render tool calls (message 1 calls 'get_stock_price')"
+    )
+    assert msg.endswith("use a template that renders them: data.template=chatml_tools")
+    assert "auto" not in msg and "qwen" not in msg
+
+
+def test_chatml_tools_trains_the_tool_call_and_masks_schemas_and_results(tokenizer):
+    ids, labels = render(GLAIVE, tokenizer, resolve_template("chatml_tools", tokenizer))
+    schema = (
+        '{"type": "function", "function": {"name": "get_stock_price", "description": "Get the current stock '
+        'price", "parameters": {"type": "object", "properties": {"symbol": {"type": "string"}}}}}'
+    )
+    system = (
+        "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+        + schema
+        + "\n</tools>\n\nFor each function call, return a json object with function name and arguments "
+        "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+        '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n'
+    )
+    assert (ids, labels) == expect(
+        tokenizer,
+        (
+            system + "<|im_start|>user\nHi, can you tell me the current stock price of Apple?<|im_end|>\n",
+            False,
+        ),
+        ("<|im_start|>assistant\n", False),
+        (
+            '<tool_call>\n{"name": "get_stock_price", "arguments": {"symbol": "AAPL"}}\n</tool_call><|im_end|>',
+            True,
+        ),
+        ('\n<|im_start|>tool\n<tool_response>\n{"price": 150.75}\n</tool_response><|im_end|>\n', False),
+        ("<|im_start|>assistant\n", False),
+        ("The current stock price of Apple (AAPL) is $150.75.<|im_end|>", True),
+        ("\n", False),
+    )
+
+
+def test_tool_error_names_auto_and_qwen_only_where_they_work(tokenizer):
+    """With a Qwen2.5 tokenizer (its own template renders tools and has Qwen's system prompt),
+    data.template=chatml refused for tool data points at every template that works."""
+    from tests.unit.test_templates import REFERENCE
+
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = (REFERENCE / "qwen2_5.jinja").read_text()
+    with pytest.raises(ConfigError) as e:
+        render_conversation(GLAIVE, tok, resolve_template("chatml", tok), OPTS)
+    assert str(e.value).endswith(
+        "use a template that renders them: data.template=chatml_tools or data.template=qwen or "
+        "data.template=auto (the tokenizer's own)"
+    )
+
+
+def test_tool_error_without_a_fitting_template_says_to_write_one(tokenizer, own, monkeypatch):
+    import tuneforge.data.template_messages as render_module
+
+    monkeypatch.setattr(render_module, "working_templates", lambda tok, refused, tools: [])
+    with pytest.raises(ConfigError) as e:
+        render_conversation(GLAIVE, tokenizer, own, OPTS)
+    assert str(e.value).endswith(
+        "no named template renders them with this tokenizer's tokens; write a template for this model "
+        "(docs/templates.md, 'Adding a template')"
+    )
 
 
 THINK = Template(
@@ -341,8 +429,9 @@ def test_truncation_keeps_whole_turns_that_fit(tokenizer, own):
         ("\n", False),
     )
     full_len = len(render(multi_turn(), tokenizer, own)[0])
-    # the second user turn would fit too, but nothing after it is trained, so it is left out
-    assert render(multi_turn(), tokenizer, own, RenderOptions(full_len - 1)) == first_turn
+    # the second user turn would fit too, but nothing after it is trained, so it is left out (2 short:
+    # the last stop token does not fit; 1 short keeps it, less the newline: test_prompt_truncation.py)
+    assert render(multi_turn(), tokenizer, own, RenderOptions(full_len - 2)) == first_turn
     assert render(multi_turn(), tokenizer, own, RenderOptions(len(first_turn[0]))) == first_turn
 
 

@@ -59,14 +59,14 @@ TEXTS = [
 @pytest.mark.parametrize("shift", [0, 1])
 @pytest.mark.parametrize("text", TEXTS)
 def test_boundary_lookups_equal_bisect_over_all_offsets(tokenizer, text, shift):
-    """`_Tokens` finds a character's token from the Rust encoding without building every offset; at
+    """`tuneforge.data.tokens.Tokens` finds a character's token from the Rust encoding without building every offset; at
     every position it must answer what bisect over the full offsets answers (shift 1: a bos in front)."""
     from bisect import bisect_left, bisect_right
 
-    from tuneforge.data.render import _Tokens
+    from tuneforge.data.tokens import Tokens
 
     enc = tokenizer.backend_tokenizer.encode(text, add_special_tokens=False)
-    tokens = _Tokens([0] * shift + enc.ids, enc, shift)
+    tokens = Tokens([0] * shift + enc.ids, enc, shift)
     offsets = [(0, 0)] * shift + enc.offsets
     starts = [s for s, _ in offsets]
     ends = [e if e > s else s + 1 for s, e in offsets]

@@ -8,8 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from tuneforge.errors import ConfigError, TrainingError
-from tuneforge.rewards import RewardConfig, build_rewards, guard, load_user_function
+from tuneforge.rewards.build import build_rewards, guard, load_user_function
 from tuneforge.rewards.builtin import contains, exact_match, format_reward, length_reward
+from tuneforge.rewards.config import RewardConfig
 
 
 def test_exact_match_numeric_and_text():

@@ -10,7 +10,7 @@ import pytest
 from tuneforge.config.load import load_config
 from tuneforge.errors import ConfigError
 from tuneforge.stages.grpo import grpo_arguments
-from tuneforge.train import training_arguments
+from tuneforge.training.arguments import training_arguments
 
 BASE = {"model": {"name_or_path": "m"}, "data": {"datasets": [{"path": "d.json"}]}}
 GRPO = ["stage.name=grpo", "stage.reward_funcs=[exact_match]"]

@@ -111,7 +111,7 @@ def test_vllm_backend_without_vllm_or_gpu_is_a_clear_error():
     import importlib.util
 
     from tuneforge.errors import ConfigError
-    from tuneforge.serve.backends import create_backend, vllm_available
+    from tuneforge.serve.choose import create_backend, vllm_available
 
     ok, why = vllm_available()
     if ok:

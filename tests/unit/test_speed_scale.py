@@ -11,25 +11,25 @@ import pytest
 from tests.helpers.runs import make_config, run_cli, write_alpaca, write_config
 from tuneforge.config.load import load_config
 from tuneforge.errors import ConfigError
-from tuneforge.speed.distributed import deepspeed_config, distributed_training_arguments, fsdp2_config
-from tuneforge.speed.launch import needs_launch, torchrun_command
+from tuneforge.scale.engines import deepspeed_config, engine_training_arguments, fsdp2_config
+from tuneforge.scale.launch import needs_launch, torchrun_command
 
 BASE = {"model": {"name_or_path": "m"}, "data": {"datasets": [{"path": "d.json"}]}}
 
 
-def _train(*overrides):
-    return load_config(None, list(overrides), data=json.loads(json.dumps(BASE))).train
+def _scale(*overrides):
+    return load_config(None, list(overrides), data=json.loads(json.dumps(BASE))).scale
 
 
 def test_torchrun_command_single_and_multi_node(monkeypatch):
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    t = _train("train.nproc_per_node=4")
-    assert needs_launch(t) and not needs_launch(_train())
+    t = _scale("scale.nproc_per_node=4")
+    assert needs_launch(t) and not needs_launch(_scale())
     cmd = torchrun_command(t, ["train", "c.yaml", "train.seed=1"])
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc_per_node=4"] and "--standalone" in cmd
     assert cmd[-5:] == ["-m", "tuneforge", "train", "c.yaml", "train.seed=1"]
     multi = torchrun_command(
-        _train("train.nproc_per_node=8", "train.nnodes=2", "train.node_rank=1", "train.master_addr=10.0.0.1"),
+        _scale("scale.nproc_per_node=8", "scale.nnodes=2", "scale.node_rank=1", "scale.master_addr=10.0.0.1"),
         ["train", "c.yaml"],
     )
     assert {"--nnodes=2", "--node_rank=1", "--master_addr=10.0.0.1", "--master_port=29500"} <= set(multi)
@@ -58,17 +58,17 @@ def test_zero_without_deepspeed_is_a_one_line_error(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "deepspeed" else real(n, *a))
     with pytest.raises(ConfigError, match="pip install deepspeed"):
-        distributed_training_arguments(_train("train.distributed=zero3"), tmp_path)
-    with pytest.raises(ConfigError, match="distributed_offload"):
-        distributed_training_arguments(_train("train.distributed_offload=true"), tmp_path)
+        engine_training_arguments(_scale("scale.engine=zero3"), False, tmp_path)
+    with pytest.raises(ConfigError, match="scale.offload needs scale.engine"):
+        engine_training_arguments(_scale("scale.offload=true"), False, tmp_path)
 
 
 def test_fsdp2_reaches_training_arguments(tmp_path):
-    from tuneforge.train import training_arguments
+    from tuneforge.training.arguments import training_arguments
 
     cfg = load_config(
         None,
-        ["train.distributed=fsdp2", "train.gradient_checkpointing=true"],
+        ["scale.engine=fsdp2", "train.gradient_checkpointing=true"],
         data=json.loads(json.dumps(BASE)),
     )
     args = training_arguments(cfg, Path(tmp_path), has_eval=False)
@@ -86,7 +86,7 @@ def test_estimate_command_and_its_orderings(tmp_path, tiny_llama_dir, capsys):
     cfg_path = write_config(tmp_path, make_config(tmp_path, tiny_llama_dir, data))
     code, out, err = run_cli(capsys, "estimate", str(cfg_path))
     assert code == 0, err
-    assert "peak memory" in out and "trained tokens/s" in out
+    assert "peak memory" in out and "tokens/s" in out
 
     mc = AutoConfig.from_pretrained(tiny_llama_dir)
     lengths = [50, 400, 120, 300, 90, 220, 60, 380]
@@ -97,7 +97,7 @@ def test_estimate_command_and_its_orderings(tmp_path, tiny_llama_dir, capsys):
 
     lora, full = est(), est("method={name: full}")
     assert full.peak_mb > lora.peak_mb and full.tokens_per_s < lora.tokens_per_s
-    plain = est("train.chunked_cross_entropy=false", "train.padding_free=false")
+    plain = est("speed.chunked_cross_entropy=false", "speed.padding_free=false")
     assert plain.parts_mb["loss"] > lora.parts_mb["loss"] and plain.tokens_per_s < lora.tokens_per_s
     assert est("train.gradient_checkpointing=true").parts_mb["activations"] < lora.parts_mb["activations"]
 

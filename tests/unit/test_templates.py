@@ -5,20 +5,22 @@ The reference templates in tests/fixtures/templates are the `chat_template` stri
 models' tokenizer_config.json: llama3.jinja from meta-llama/Meta-Llama-3-8B-Instruct, qwen2_5.jinja
 from Qwen/Qwen2.5-*-Instruct, chatml.jinja from teknium/OpenHermes-2.5-Mistral-7B; SmolLM2's own is
 tests/fixtures/smollm2-tokenizer/chat_template.jinja. Adding a template = one module in
-tuneforge/data/templates + one row in PARITY (or, with no upstream reference, a golden text test).
+tuneforge/data/templates + one row in PARITY (or, with no upstream reference, a golden text test);
+every module's TOOLS and DEFAULT_SYSTEM are checked against what it renders.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from tuneforge.data.conversation import Conversation, Message, ToolCall
 from tuneforge.data.render import IGNORE_INDEX, RenderOptions, render_conversation, render_prompt
-from tuneforge.data.templates import TEMPLATES, resolve_template
+from tuneforge.data.templates import TEMPLATES, Template, _renders_tools, resolve_template
 from tuneforge.errors import ConfigError
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -120,6 +122,8 @@ def llama_tok(tokenizer):
 PARITY = [
     ("auto", "tokenizer", FIXTURES / "smollm2-tokenizer" / "chat_template.jinja", PLAIN),
     ("chatml", "tokenizer", REFERENCE / "chatml.jinja", PLAIN),
+    # without tools chatml_tools is chatml; with tools, see its golden test
+    ("chatml_tools", "tokenizer", REFERENCE / "chatml.jinja", PLAIN),
     ("qwen", "qwen_tok", REFERENCE / "qwen2_5.jinja", PLAIN + TOOLS),
     ("llama3", "llama_tok", REFERENCE / "llama3.jinja", PLAIN),
 ]
@@ -158,6 +162,81 @@ def test_every_named_template_has_a_parity_row_or_golden_test():
         module = TEMPLATES.get(name)
         assert isinstance(module.JINJA, str) and isinstance(module.DESCRIPTION, str)
         assert isinstance(module.STOP_TOKENS, tuple) and isinstance(module.REQUIRED_TOKENS, tuple)
+        assert isinstance(vars(module).get("TOOLS"), bool), f"{name} must say whether it renders tools"
+
+
+@pytest.mark.parametrize("name", TEMPLATES.names())
+def test_tools_and_default_system_say_what_the_template_renders(name, tokenizer):
+    """TOOLS is what the render-time error trusts when it suggests templates for tool data, and
+    DEFAULT_SYSTEM keeps a template with another model's persona out of those suggestions."""
+    module = TEMPLATES.get(name)
+    template = Template(name, module.JINJA, module.STOP_TOKENS or (tokenizer.eos_token,))
+    assert _renders_tools(template, tokenizer) is module.TOOLS
+    system = TEMPLATES.hook(module, "DEFAULT_SYSTEM")
+    alone = template.render(tokenizer, [{"role": "user", "content": "Hi"}])
+    if system:
+        assert system in alone
+    else:  # no words but the user's: only markup (<|...|> tokens, the role's name) around "Hi"
+        words = re.sub(r"<\|\w+\|>|\buser\b|\bHi\b", "", alone, flags=re.IGNORECASE)
+        assert not any(c.isalpha() for c in words), words
+
+
+def test_chatml_tools_golden_text(tokenizer):
+    """Hermes-2-Pro's tool format in ChatML: the user's system message first in the system turn,
+    then the tools; calls after the answer's text; one tool turn per result; no default system
+    prompt."""
+    template = resolve_template("chatml_tools", tokenizer)
+    weather, time_ = json.dumps(WEATHER), json.dumps(TIME)
+    tools = (
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+        f"{weather}\n{time_}\n</tools>\n\nFor each function call, return a json object with function name "
+        "and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+        '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n'
+    )
+    assert template.render(tokenizer, to_hf(TOOLS[0]), TOOLS[0].tools) == (
+        "<|im_start|>system\nYou can look things up.\n\n"
+        + tools
+        + "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+        '<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n'
+        "</tool_call><|im_end|>\n"
+        '<|im_start|>tool\n<tool_response>\n{"temp": 21}\n</tool_response><|im_end|>\n'
+        "<|im_start|>assistant\nIt is 21 degrees in Paris.<|im_end|>\n"
+    )
+    assert template.render(tokenizer, to_hf(TOOLS[1]), TOOLS[1].tools) == (
+        "<|im_start|>system\n" + tools + "<|im_start|>user\nWeather and time in Rome?<|im_end|>\n"
+        "<|im_start|>assistant\nLet me check.\n"
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call><|im_end|>\n'
+        '<|im_start|>tool\n<tool_response>\n{"temp": 25}\n</tool_response><|im_end|>\n'
+        '<|im_start|>tool\n<tool_response>\n"14:05"\n</tool_response><|im_end|>\n'
+        "<|im_start|>assistant\n25 degrees, and it is 14:05.<|im_end|>\n"
+    )
+
+
+def test_chatml_tools_is_prefix_stable_and_trains_only_the_answers(tokenizer):
+    template = resolve_template("chatml_tools", tokenizer)
+    for conv in TOOLS:
+        msgs = to_hf(conv)
+        whole = template.render(tokenizer, msgs, conv.tools)
+        for i in range(1, len(msgs)):  # each turn renders the same whatever follows
+            assert whole.startswith(template.render(tokenizer, msgs[:i], conv.tools))
+            if msgs[i]["role"] == "assistant":
+                assert whole.startswith(template.render(tokenizer, msgs[:i], conv.tools, True))
+        for opts in (RenderOptions(4096), RenderOptions(4096, train_on_prompt=True)):
+            out = render_conversation(conv, tokenizer, template, opts)
+            trained = tokenizer.decode(
+                [t for t, lab in zip(out.input_ids, out.labels, strict=True) if lab != IGNORE_INDEX]
+            )
+            if opts.train_on_prompt:
+                assert out.labels == out.input_ids
+                continue
+            assert "<tools>" not in trained and "<tool_response>" not in trained and "Weather" not in trained
+            calls = [c.name for m in conv.messages for c in m.tool_calls]
+            assert trained.count("<tool_call>") == len(calls) and all(
+                f'"name": "{c}"' in trained for c in calls
+            )
+            assert trained.endswith(conv.messages[-1].content + "<|im_end|>")
 
 
 def test_default_template_golden_text(tokenizer):
@@ -191,7 +270,7 @@ def test_auto_without_a_chat_template(tokenizer):
     tok.chat_template = None
     with pytest.raises(ConfigError, match="tokenizer has no chat template") as e:
         resolve_template("auto", tok)
-    assert "chatml, default, llama3, qwen" in str(e.value)
+    assert "chatml, chatml_tools, default, llama3, qwen" in str(e.value)
 
 
 @pytest.mark.parametrize(("name", "token"), [("llama3", "<|eot_id|>")])

@@ -1,5 +1,5 @@
 """`tuneforge bench methods CONFIG [--methods a,b,c] [--steps N] [--settings FILE]`: every tuning
-method on the same model, data and budget (see tuneforge.bench), one table and plot."""
+method on the same model, data and budget (see tuneforge.runs.bench), one table and plot."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuneforge.bench import bench_methods
+    from tuneforge.runs.bench import bench_methods
 
     config = Path(args.config)
     out = Path(args.out) if args.out else Path("runs") / f"bench-{config.stem}"
@@ -32,3 +32,16 @@ def run(args: argparse.Namespace) -> int:
     settings = Path(args.settings) if args.settings else None
     result = bench_methods(config, out, methods, args.steps, settings, args.overrides)
     return 1 if any(r["status"] == "failed" for r in result["rows"]) else 0
+
+
+def start_process(argv: list[str], fresh_process: bool = True) -> None:
+    """As `tuneforge sweep`: one CPU thread count for every candidate, chosen now."""
+    from tuneforge.commands.sweep import start_process as sweep_start
+
+    sweep_start(argv, fresh_process)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    from tuneforge.commands.sweep import _resume_hint
+
+    return _resume_hint("tuneforge bench methods")

@@ -26,6 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="built-in benchmarks: at most N questions per subject")
     p.add_argument("--out", help="report folder (default: RUN_DIR/eval, or eval/<model name>)")
     p.add_argument("--no-base", action="store_true", help="for a run: skip evaluating the base model")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the model's own Python code (its auto_map); a run's config.yaml alone never does",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,8 +53,22 @@ def run(args: argparse.Namespace) -> int:
             else Path("eval") / Path(args.model.split(":")[-1]).stem
         )
     )
-    summary = evaluate(args.model, tasks, out, with_base=not args.no_base)
+    summary = evaluate(
+        args.model, tasks, out, with_base=not args.no_base, trust_remote_code=args.trust_remote_code
+    )
     print()
     print((out / "eval.md").read_text(encoding="utf-8").split("\n\n## ")[0].split("\n", 2)[-1])
     print(f"report: {out / 'eval.md'}  numbers: {out / 'eval.json'}  sides: {', '.join(summary['sides'])}")
     return 0
+
+
+def start_process(argv: list[str], fresh_process: bool = True) -> None:
+    """Before the model loads: PyTorch's CPU threads (`tuneforge.threads`)."""
+    from tuneforge.threads import start
+
+    start(argv, fresh_process)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """Ctrl-C: the reports are written when every task has run on every side."""
+    return "interrupted; no report was written (eval writes them when every task has run)"

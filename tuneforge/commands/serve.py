@@ -43,16 +43,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue", type=int, default=8, help="requests waiting; beyond that 429 + Retry-After")
     p.add_argument("--max-tokens", type=int, default=1024, help="the most tokens one request may generate")
     p.add_argument("--max-request-bytes", type=int, default=1_000_000, help="larger bodies get 413")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the model's own Python code (its auto_map); a run's config.yaml alone never does",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tuneforge.errors import ConfigError
+    from tuneforge.extras import require
+
+    require("tuneforge serve", "starlette", "uvicorn")
     from tuneforge.serve import Limits, build_catalog, serve
 
     for flag in ("max_concurrency", "max_queue", "max_tokens", "max_request_bytes"):
         if getattr(args, flag) < (0 if flag == "max_queue" else 1):
             raise ConfigError(f"--{flag.replace('_', '-')} must be a positive number")
-    catalog = build_catalog(args.model_or_run, args.adapter, name=args.name, template=args.template)
+    catalog = build_catalog(
+        args.model_or_run,
+        args.adapter,
+        name=args.name,
+        template=args.template,
+        trust_remote_code=args.trust_remote_code,
+    )
     limits = Limits(
         max_tokens=args.max_tokens, max_request_bytes=args.max_request_bytes, api_key=args.api_key
     )
@@ -66,3 +80,15 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
     )
     return 0
+
+
+def start_process(argv: list[str], fresh_process: bool = True) -> None:
+    """Before the model loads: PyTorch's CPU threads (`tuneforge.threads`)."""
+    from tuneforge.threads import start
+
+    start(argv, fresh_process)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """Ctrl-C: uvicorn has shut the server down."""
+    return "stopped"

@@ -1,5 +1,5 @@
 """`tuneforge sweep CONFIG --grid key=v1,v2 ... [--out DIR] [--metric NAME]`: train every
-combination of the grid (see tuneforge.sweep), resumably, and rank them in a leaderboard."""
+combination of the grid (see tuneforge.runs.sweep), resumably, and rank them in a leaderboard."""
 
 from __future__ import annotations
 
@@ -35,9 +35,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuneforge.sweep import sweep
+    from tuneforge.runs.sweep import sweep
 
     config = Path(args.config)
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{config.stem}"
     result = sweep(config, args.grid, out, args.overrides, args.metric, args.minimize)
     return 1 if any(r["status"] == "failed" for r in result["rows"]) else 0
+
+
+def start_process(argv: list[str], fresh_process: bool = True) -> None:
+    """One CPU thread count for every candidate, chosen now (`tuneforge.threads.choose_for_children`)."""
+    from tuneforge.threads import choose_for_children
+
+    choose_for_children(argv, fresh_process)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    return _resume_hint("tuneforge sweep")
+
+
+def _resume_hint(command: str) -> str:
+    """Ctrl-C on a candidate runner (sweep, bench): it is resumable (`tuneforge.runs.candidates`)."""
+    return (
+        f"interrupted; run the same {command} command again to continue: finished candidates are "
+        "kept and the interrupted one resumes from its newest checkpoint"
+    )

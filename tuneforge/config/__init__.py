@@ -1,17 +1,3 @@
-"""Config: the typed schema, YAML + key=value loading, and the generated reference."""
-
-__all__ = ["Config", "load_config"]
-
-
-def __getattr__(name: str):
-    # lazy: the schema imports the method registry (peft, bitsandbytes); `tuneforge.config.raw`
-    # must stay importable without them
-    if name == "load_config":
-        from tuneforge.config.load import load_config
-
-        return load_config
-    if name == "Config":
-        from tuneforge.config.schema import Config
-
-        return Config
-    raise AttributeError(f"module 'tuneforge.config' has no attribute {name!r}")
+"""Config: the typed schema (`schema`, `train`), YAML + key=value loading (`raw`, `load`), renamed
+keys (`deprecations`) and the generated reference (`reference`). Import from the modules: this
+package's own import stays free of the schema (which loads every registry)."""

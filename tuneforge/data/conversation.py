@@ -4,6 +4,13 @@ A ``Conversation`` is a list of messages (system, user, assistant, tool) plus op
 schemas; a ``Document`` is plain text for continued pre-training. The preference stages read a
 ``PreferencePair`` (prompt + chosen + rejected answer) or, for KTO, an ``UnpairedSample`` (prompt +
 one answer + a good/bad label); `tuneforge.data.kinds` converts and renders those.
+
+Every sample has an ``origin`` ("data/a.jsonl line 7"), set by `tuneforge.data.sources`, so a
+sample dropped later (by the renderer, for length) can be shown with where it came from. It takes
+no part in equality.
+
+One rule for every format: an assistant reply that is trained (``train`` not False) must say
+something (text or a tool call); an empty one drops the sample as "empty answer".
 """
 
 from __future__ import annotations
@@ -37,10 +44,15 @@ class Message:
     train: bool | None = None
 
 
+def _origin():
+    return field(default=None, compare=False, repr=False)
+
+
 @dataclass
 class Conversation:
     messages: list[Message]
     tools: list[dict] | None = None  # OpenAI-style tool schemas
+    origin: str | None = _origin()
 
     def validate(self) -> None:
         """Raise RowError if this is not a conversation the renderer can train on."""
@@ -48,8 +60,12 @@ class Conversation:
             raise RowError("conversation has no messages")
         _check_roles(self.messages)
         for i, m in enumerate(self.messages):
-            if not m.content and not m.tool_calls and m.role != "assistant":
+            if m.tool_calls:
+                continue
+            if m.role != "assistant" and not m.content:
                 raise RowError(f"message {i} ({m.role}) is empty")
+            if m.role == "assistant" and m.train is not False and not m.content.strip():
+                raise RowError(f"empty answer: message {i} (assistant) has no text and no tool call")
         if not any(m.role == "assistant" for m in self.messages):
             raise RowError("conversation has no assistant message to train on")
 
@@ -59,6 +75,7 @@ class Document:
     """Plain text for continued pre-training; every token is trained."""
 
     text: str
+    origin: str | None = _origin()
 
     def validate(self) -> None:
         if not self.text or not self.text.strip():
@@ -76,6 +93,7 @@ class PreferencePair:
     prompt: Conversation
     chosen: Message
     rejected: Message
+    origin: str | None = _origin()
 
     def validate(self) -> None:
         _validate_prompt(self.prompt)
@@ -93,6 +111,7 @@ class UnpairedSample:
     prompt: Conversation
     completion: Message
     label: bool
+    origin: str | None = _origin()
 
     def validate(self) -> None:
         _validate_prompt(self.prompt)

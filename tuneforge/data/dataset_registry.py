@@ -14,7 +14,9 @@ Keys: ``file_name`` (or ``path``; relative to the registry's folder), ``hf_hub_u
 ``formatting`` (or ``format``: alpaca, sharegpt, openai, text or any installed format; default
 alpaca), ``columns`` (LLaMA-Factory's names prompt/query/response map to alpaca's
 instruction/input/output; our own field names work too), ``tags`` (sharegpt), ``split``,
-``subset`` and ``num_samples`` (read as ``max_samples``: the first N rows). For a stage that
+``subset``, ``num_samples`` (read as ``max_samples``: the first N rows) and ``text_unit`` (how
+.txt files split into documents; ``line``, LLaMA-Factory's way, unless the entry says
+``paragraph`` or ``file``, where a path given directly defaults to ``paragraph``). For a stage that
 trains on documents (pt), an alpaca entry reads its ``prompt`` column as the text, as
 LLaMA-Factory does. Preference entries (``"ranking": true``, columns ``chosen`` / ``rejected``) and
 KTO entries (column ``kto_tag``, read as ``label``) work with the stages that train on them
@@ -58,7 +60,8 @@ _UNSUPPORTED_KEYS = {
     "folder": "a folder inside a hub dataset is not supported; download it and use file_name",
 }
 _KEYS = ("file_name", "path", "hf_hub_url", "ms_hub_url", "om_hub_url", "formatting", "format",
-         "columns", "tags", "split", "subset", "num_samples", "ranking")  # fmt: skip
+         "columns", "tags", "split", "subset", "num_samples", "ranking", "text_unit")  # fmt: skip
+_TEXT_UNITS = ("paragraph", "line", "file")
 _HUB_KEYS = ("hf_hub_url", "ms_hub_url", "om_hub_url")
 _OPENAI_TAGS = {"role_tag": ("role",), "content_tag": ("content",), "user_tag": ("user",),
                 "assistant_tag": ("assistant",), "system_tag": ("system",),
@@ -163,6 +166,7 @@ class DatasetRegistry:
         if num is not None and (not isinstance(num, int) or isinstance(num, bool) or num <= 0):
             raise ConfigError(f"{where}: num_samples must be a whole number above 0, got {num!r}")
         spec = DatasetConfig(
+            text_unit=_text_unit(entry, where),
             path=path,
             format=fmt,
             columns=_columns(entry.get("columns") or {}, fmt, from_alpaca, where, sample_kind),
@@ -198,6 +202,20 @@ def resolve_entry(
     update["columns"] = {**base.columns, **spec.columns}
     update["tags"] = {**base.tags, **spec.tags}
     return base.model_copy(update=update), base_dir
+
+
+def _text_unit(entry: dict, where: str) -> str:
+    """How the entry's .txt files split into documents: one per line, as LLaMA-Factory reads them,
+    unless the entry says otherwise (files of other types ignore it)."""
+    unit = entry.get("text_unit", "line")
+    if unit not in _TEXT_UNITS:
+        raise ConfigError(f"{where}: text_unit must be one of {', '.join(_TEXT_UNITS)}, got {unit!r}")
+    file_name = str(entry.get("file_name") or entry.get("path") or "")
+    suffix = Path(file_name).suffix.lower()
+    if "text_unit" in entry and (not file_name or (suffix and suffix != ".txt")):
+        what = f"{file_name!r} is not one" if file_name else "a hub dataset has none"
+        raise ConfigError(f"{where}: text_unit splits .txt files, and {what}; remove text_unit")
+    return unit
 
 
 def _check_keys(entry: dict, where: str) -> None:
@@ -254,7 +272,7 @@ def _tags(given: Any, fmt: str, where: str) -> dict[str, str]:
                     "use formatting: sharegpt with these tags"
                 )
         return {}
-    defaults = getattr(FORMATS.get(fmt), "DEFAULT_TAGS", {})
+    defaults = FORMATS.hook(fmt, "DEFAULT_TAGS")
     if not defaults:
         raise ConfigError(f"{where}: tags apply to sharegpt data; format {fmt} takes none")
     for k, v in given.items():

@@ -3,7 +3,12 @@
 ``prepare_data`` returns tokenized train/eval sets plus statistics. The result is cached under a
 key that hashes everything that changes it (source contents, formats and columns, template,
 tokenizer, render options, mixing and split settings), so a second run with the same data skips
-loading and tokenisation, and every rank of a distributed run reads the same cache.
+loading and tokenisation, and every rank of a distributed run reads the same cache. A damaged cache
+(a file missing, cut short or unreadable) is removed with a warning and built again.
+
+``DataStats.dropped_examples`` keeps a few dropped samples, each "FILE line N: reason", so the
+counts of dropped samples come with examples to look at; ``DataStats.prompts_shortened`` counts the
+samples kept by shortening their prompt (data.prompt_truncation).
 """
 
 from __future__ import annotations
@@ -11,17 +16,16 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import os
+import logging
 import random
-import shutil
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
 from tuneforge.config.schema import Config, DatasetConfig
+from tuneforge.data.cached import DataStats, PreparedData, cache_root, load_cached, name_sources, write_cache
 from tuneforge.data.conversation import Conversation, Document, Sample
 from tuneforge.data.dataset_registry import DatasetRegistry
 from tuneforge.data.kinds import KindRow, kind_of
@@ -33,52 +37,13 @@ from tuneforge.data.render import (
     render_conversation_chunks,
     render_document,
 )
-from tuneforge.data.sources import load_dataset
+from tuneforge.data.sources import MAX_EXAMPLES, load_dataset
 from tuneforge.data.templates import Template
 from tuneforge.errors import DataError
 
-RENDER_VERSION = "1"  # bump when the renderer's output for the same input changes
+log = logging.getLogger(__name__)
 
-
-@dataclass
-class DataStats:
-    samples: int = 0
-    tokens: int = 0
-    trained_tokens: int = 0
-    lengths: list[int] = field(default_factory=list)
-    dropped: dict[str, int] = field(default_factory=dict)
-    eval_samples: int = 0
-    sources: list[str] = field(default_factory=list)
-    # prompt data (grpo, ppo): nothing in it is trained on; the stage generates the completions
-    prompts_only: bool = False
-
-    @property
-    def trained_share(self) -> float:
-        return self.trained_tokens / self.tokens if self.tokens else 0.0
-
-    @property
-    def trained_summary(self) -> str:
-        """What the data trains, for the summary line: the share of trained tokens, or for prompt data that
-        the completions are generated (a share of 0% would read as an all-masked dataset)."""
-        return (
-            "prompts only; completions are generated"
-            if self.prompts_only
-            else f"{self.trained_share:.1%} trained"
-        )
-
-
-@dataclass
-class PreparedData:
-    train: object  # datasets.Dataset with input_ids, labels (or a sample kind's columns)
-    eval: object | None
-    stats: DataStats
-    fingerprint: str
-    cache_hit: bool
-
-
-def cache_root(cfg: Config) -> Path:
-    root = cfg.data.cache_dir or os.environ.get("TUNEFORGE_CACHE") or Path.home() / ".cache" / "tuneforge"
-    return Path(root) / "data"
+RENDER_VERSION = "2"  # bump when the renderer's output for the same input changes
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -120,6 +85,7 @@ class Renders:
     rows: list[Rendered | KindRow]
     dropped: Counter[str]
     tables: list = field(default_factory=list)
+    examples: list[tuple[str, str]] = field(default_factory=list)  # (reason, "FILE line N: reason")
 
     def dataset(self, fingerprint: str | None = None):
         """The rows as a `datasets.Dataset` (input_ids int32, labels int64; a sample kind's own
@@ -163,6 +129,7 @@ def render_all(
                 out.rows.append(r)
             except DropSample as e:
                 out.dropped[e.reason] += 1
+                add_example(out.examples, e.reason, _example(sample, e))
         new = out.rows[first:]
         if new and not isinstance(new[0], KindRow):
             # here rather than at the end: the next chunk is being tokenized meanwhile
@@ -174,10 +141,37 @@ def render_all(
     return out
 
 
+def _example(sample, e: DropSample) -> str:
+    text = f"{e.reason} ({e.detail})" if e.detail else e.reason
+    origin = getattr(sample, "origin", None)  # samples made in code (teacher answers) have none
+    return f"{origin}: {text}" if origin else text
+
+
+def add_example(examples: list[tuple[str, str]], reason: str, text: str) -> None:
+    """Keep a dropped sample as an example while there are few, or when it is the first of its reason."""
+    if len(examples) < MAX_EXAMPLES or all(r != reason for r, _ in examples):
+        examples.append((reason, text))
+
+
+def pick_examples(candidates: list[tuple[str, str]], limit: int = MAX_EXAMPLES) -> list[str]:
+    """Up to ``limit`` of the (reason, text) dropped samples, in their order: the first of each reason,
+    then the next ones."""
+    firsts: dict[str, str] = {}
+    for reason, text in candidates:
+        firsts.setdefault(reason, text)
+    texts = list(dict.fromkeys(t for _, t in candidates))  # a sample repeated by mixing counts once
+    chosen = set(list(firsts.values())[:limit])
+    for text in texts:
+        if len(chosen) >= limit:
+            break
+        chosen.add(text)
+    return [t for t in texts if t in chosen]
+
+
 def _arrow_table(rendered: list[Rendered]):
     """Token rows straight to Arrow with the type known (datasets.Dataset.from_dict infers it row by
-    row). Python ints convert to int64 in one fast pass (to int32 directly is six times slower: a
-    range check per element); one vectorised cast then gives the int32 ids datasets stores."""
+    row). Python ints convert to int64 in one fast pass (to int32 directly is slower: a range check
+    per element); one vectorised cast then gives the int32 ids datasets stores."""
     import pyarrow as pa
 
     ids = pa.array([r.input_ids for r in rendered], type=pa.list_(pa.int64())).cast(pa.list_(pa.int32()))
@@ -194,7 +188,15 @@ def _key(cfg: Config, loaded, eval_loaded, tokenizer, template: Template | None,
         "eval_sources": [ds.fingerprint for ds in eval_loaded],
         "template": template.jinja if template else None,
         "tokenizer": tokenizer_fingerprint(tokenizer),
-        "opts": [d.max_length, d.train_on_prompt, d.mask_history, d.eval_split, d.max_samples, d.seed],
+        "opts": [
+            d.max_length,
+            d.train_on_prompt,
+            d.mask_history,
+            d.prompt_truncation,
+            d.eval_split,
+            d.max_samples,
+            d.seed,
+        ],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -202,8 +204,8 @@ def _key(cfg: Config, loaded, eval_loaded, tokenizer, template: Template | None,
 @contextmanager
 def _cyclic_gc_paused():
     """Loading and rendering make millions of long-lived objects (rows, messages, id lists), and
-    Python's cyclic collector would walk all of them again at each full collection: a third of the
-    loading time at 10,000 samples. It is paused here. Rendering a sample makes no reference cycle;
+    Python's cyclic collector would walk all of them again at each full collection, a large share of
+    the loading time. It is paused here. Rendering a sample makes no reference cycle;
     dropping one does (its exception keeps the frames that raised it), so `render_all` collects the
     youngest generation after a chunk that dropped samples, which frees them without walking what
     is kept."""
@@ -236,12 +238,16 @@ def _prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind
     key = _key(cfg, loaded, eval_loaded, tokenizer, template, sample_kind)
     folder = cache_root(cfg) / key
     cached = load_cached(folder, key)
-    if cached is not None:
+    if cached is not None:  # the key is the files' content: the same rows may sit at another path now
+        name_sources(cached.stats, [ds.label for ds, _ in loaded])
         return cached
     samples, eval_samples, dropped = mix_and_split(cfg, loaded, eval_loaded, "training samples")
 
     opts = RenderOptions(
-        max_length=d.max_length, train_on_prompt=d.train_on_prompt, mask_history=d.mask_history
+        max_length=d.max_length,
+        train_on_prompt=d.train_on_prompt,
+        mask_history=d.mask_history,
+        prompt_truncation=d.prompt_truncation,
     )
     renders = render_all(samples, tokenizer, template, opts, "tokenizing")
     rendered = renders.rows
@@ -268,23 +274,15 @@ def _prepare_data(cfg: Config, tokenizer, template: Template | None, sample_kind
         dropped=dict(dropped),
         eval_samples=len(eval_rendered),
         sources=[ds.label for ds, _ in loaded],
+        dropped_examples=pick_examples(
+            [e for ds, _ in loaded for e in ds.dropped_examples] + renders.examples
+        ),
+        prompts_shortened=sum(r.prompt_shortened for r in rendered),
     )
     train = renders.dataset(fingerprint=f"{key}-train")
     ev = eval_renders.dataset(fingerprint=f"{key}-eval") if eval_rendered else None
-    _write_cache(folder, train, ev, stats)
+    write_cache(folder, train, ev, stats)
     return PreparedData(train, ev, stats, key, cache_hit=False)
-
-
-def load_cached(folder: Path, key: str) -> PreparedData | None:
-    """The prepared data cached under ``folder``, or None when nothing complete is there."""
-    import datasets
-
-    if not (folder / "stats.json").is_file():
-        return None
-    stats = DataStats(**json.loads((folder / "stats.json").read_text()))
-    train = datasets.load_from_disk(str(folder / "train"))
-    ev = datasets.load_from_disk(str(folder / "eval")) if (folder / "eval").is_dir() else None
-    return PreparedData(train, ev, stats, key, cache_hit=True)
 
 
 def mix_and_split(cfg: Config, loaded, eval_loaded, what: str) -> tuple[list, list, Counter[str]]:
@@ -306,17 +304,3 @@ def mix_and_split(cfg: Config, loaded, eval_loaded, what: str) -> tuple[list, li
             )
         eval_samples, samples = samples[:n_eval], samples[n_eval:]
     return samples, eval_samples, dropped
-
-
-def _write_cache(folder: Path, train, ev, stats: DataStats) -> None:
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    train.save_to_disk(str(tmp / "train"))
-    if ev is not None:
-        ev.save_to_disk(str(tmp / "eval"))
-    (tmp / "stats.json").write_text(json.dumps(asdict(stats)))
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process wrote the same key first; theirs is identical
-        shutil.rmtree(tmp, ignore_errors=True)

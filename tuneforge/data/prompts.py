@@ -22,17 +22,11 @@ from types import ModuleType
 from typing import Any
 
 from tuneforge.config.schema import Config, DatasetConfig
+from tuneforge.data.cached import DataStats, PreparedData, cache_root, load_cached, write_cache
 from tuneforge.data.conversation import Message
 from tuneforge.data.dataset_registry import DatasetRegistry
-from tuneforge.data.pipeline import (
-    DataStats,
-    PreparedData,
-    _write_cache,
-    cache_root,
-    load_cached,
-    mix_and_split,
-    tokenizer_fingerprint,
-)
+from tuneforge.data.formats.openai import is_missing
+from tuneforge.data.pipeline import add_example, mix_and_split, pick_examples, tokenizer_fingerprint
 from tuneforge.data.render import render_prompt
 from tuneforge.data.sources import load_dataset
 from tuneforge.data.templates import Template
@@ -52,6 +46,7 @@ class PromptSample:
     messages: list[Message]
     answer: str | None = None
     tools: list[dict] | None = field(default=None)
+    origin: str | None = field(default=None, compare=False, repr=False)  # "FILE line N", set by sources
 
     def validate(self) -> None:
         users = [m for m in self.messages if m.role == "user"]
@@ -76,7 +71,7 @@ def to_prompt(
     placeholder = False
     for name in ANSWER_FIELDS & set(columns):
         value = row.get(columns[name])
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if is_missing(value) or (isinstance(value, str) and not value.strip()):
             row, placeholder = {**row, columns[name]: _PLACEHOLDER}, True
     conv = fmt.convert(row, columns, tags)
     messages = list(conv.messages)
@@ -86,7 +81,7 @@ def to_prompt(
         answer = None if placeholder else last.content
     if answer_column is not None:
         value = row.get(answer_column)
-        answer = None if value is None or str(value).strip() == "" else str(value).strip()
+        answer = None if is_missing(value) or str(value).strip() == "" else str(value).strip()
     return PromptSample(messages, answer, conv.tools)
 
 
@@ -124,27 +119,41 @@ def prepare_prompts(
         return cached
     samples, eval_samples, dropped = mix_and_split(cfg, loaded, eval_loaded, "prompts")
 
-    train, stats = _render(samples, tokenizer, template, d.max_length, dropped)
+    examples = [e for ds, _ in loaded for e in ds.dropped_examples]
+    train, stats = _render(samples, tokenizer, template, d.max_length, dropped, examples)
+    stats.dropped_examples = pick_examples(examples)
     if not train:
         reasons = ", ".join(f"{r} x{n}" for r, n in dropped.most_common()) or "no rows"
         raise DataError(f"data.datasets: no usable prompts ({reasons}); check data.max_length and the data")
-    ev, _ = _render(eval_samples, tokenizer, template, d.max_length, Counter())
+    ev, _ = _render(eval_samples, tokenizer, template, d.max_length, Counter(), [])
     stats.eval_samples = len(ev)
     stats.sources = [ds.label for ds, _ in loaded]
     train_ds = datasets.Dataset.from_list(train)
     ev_ds = datasets.Dataset.from_list(ev) if ev else None
-    _write_cache(folder, train_ds, ev_ds, stats)
+    write_cache(folder, train_ds, ev_ds, stats)
     return PreparedData(train_ds, ev_ds, stats, key, cache_hit=False)
 
 
 def _render(
-    samples: list[Any], tokenizer, template: Template, max_length: int, dropped: Counter[str]
+    samples: list[Any],
+    tokenizer,
+    template: Template,
+    max_length: int,
+    dropped: Counter[str],
+    examples: list[tuple[str, str]],
 ) -> tuple[list[dict], DataStats]:
+    """Rendered prompt rows and their stats; drops are counted in ``dropped`` and added to ``examples``."""
     rows: list[dict] = []
     for s in samples:
-        ids = render_prompt(s.messages, tokenizer, template, s.tools)
+        try:
+            ids = render_prompt(s.messages, tokenizer, template, s.tools)
+        except DataError as e:
+            raise DataError(f"{s.origin}: {e}" if s.origin else str(e)) from None
         if len(ids) > max_length:
             dropped[TOO_LONG] += 1
+            add_example(
+                examples, TOO_LONG, f"{s.origin}: {TOO_LONG} ({len(ids)} tokens; max_length {max_length})"
+            )
             continue
         text = tokenizer.decode(ids, skip_special_tokens=False)
         messages = [{"role": m.role, "content": m.content} for m in s.messages]

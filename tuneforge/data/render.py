@@ -24,9 +24,15 @@ tokenizer adds one and the text does not already start with it) and a token is t
 characters overlap a trained range.
 
 Truncation policy (``max_length`` tokens): keep whole turns from the start while they fit (less
-any trailing turns with nothing trained); if the first trained turn does not fit, cut at
-``max_length`` so the start of that answer is still trained; if no trained token is left, raise
-DropSample. Labels are never returned all masked.
+any trailing turns with nothing trained). Cut points are turn boundaries; where a turn's boundary
+does not fit but the end of its trained range does (just after its stop token, before the masked
+newline the template writes), the turn is kept up to its stop token, since what follows the last
+trained token is masked and must not decide what is kept. If the first trained turn does not fit,
+cut at ``max_length`` so the start of that answer is still trained. If no trained token is left
+(the prompt before the first trained token fills ``max_length``), the prompt is shortened as
+``prompt_truncation`` says (`tuneforge.data.truncate`; the prompt is the messages before the first
+trained one) and the sample rendered again; with ``"drop"``, or where the policy cannot shorten
+it enough, raise DropSample. Labels are never returned all masked.
 
 Documents (continued pre-training): bos (if the tokenizer adds one) + text + eos, every token
 trained, cut into ``max_length`` pieces; a last piece of one token is dropped (it has no target).
@@ -34,91 +40,36 @@ trained, cut into ``max_length`` pieces; a last piece of one token is dropped (i
 
 from __future__ import annotations
 
-import json
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from jinja2.exceptions import TemplateError
 
-from tuneforge.data.conversation import Conversation, Document, Message, ToolCall
+from tuneforge.data import truncate
+from tuneforge.data.conversation import Conversation, Document, Message
+from tuneforge.data.rendered import (  # noqa: F401 (the renderer's types, imported from here too)
+    IGNORE_INDEX,
+    NO_TRAINED_TOKEN,
+    NOTHING_TO_TRAIN,
+    OPENING_ANSWER,
+    SHORT_DOCUMENT,
+    TEMPLATE_ERROR,
+    TOO_DEEP,
+    DropSample,
+    Rendered,
+    RenderOptions,
+)
+from tuneforge.data.template_messages import check_nothing_lost, template_messages
 from tuneforge.data.templates import Template, not_prefix_stable
+from tuneforge.data.tokens import Tokens, backend_encode, encode, encode_many, tokens_of, with_bos
 from tuneforge.errors import ConfigError, DataError
-
-IGNORE_INDEX = -100
-
-# DropSample reasons: short and fixed, so the pipeline can count dropped samples by reason.
-NOTHING_TO_TRAIN = "no message to train on"
-NO_TRAINED_TOKEN = "no trained token within max_length"
-OPENING_ANSWER = "assistant turn opening the conversation has no generation prompt to start from"
-SHORT_DOCUMENT = "document shorter than 2 tokens"
-TEMPLATE_ERROR = "template error: "  # + the template's own message
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    max_length: int
-    train_on_prompt: bool = False
-    mask_history: bool = False
-
-
-@dataclass
-class Rendered:
-    input_ids: list[int]
-    labels: list[int]  # IGNORE_INDEX where not trained, else the token id
-
-
-class DropSample(Exception):
-    """A sample that cannot be trained on; the pipeline counts it under ``reason`` and goes on."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-THINK = "<think>\n{reasoning}\n</think>\n\n{content}"
-
-
-def template_messages(messages: list[Message], template: Template | None = None) -> list[dict]:
-    """Messages as the dicts Hugging Face chat templates read (OpenAI shape, tool-call arguments as
-    objects, reasoning as ``reasoning_content``); keys without a value are left out. For a template
-    that has no place for reasoning, the reasoning goes into the content inside <think> tags (the
-    DeepSeek-R1 / Qwen3 convention), so it is trained rather than lost."""
-    fold = template is not None and "reasoning_content" not in template.jinja
-    out = []
-    for m in messages:
-        content = m.content
-        if fold and m.reasoning:
-            content = THINK.format(reasoning=m.reasoning.strip(), content=m.content)
-        d: dict = {"role": m.role, "content": content}
-        if m.tool_calls:
-            d["tool_calls"] = [_tool_call(tc) for tc in m.tool_calls]
-        if m.reasoning is not None and not fold:
-            d["reasoning_content"] = m.reasoning
-        if m.tool_call_id is not None:
-            d["tool_call_id"] = m.tool_call_id
-        if m.name is not None:
-            d["name"] = m.name
-        out.append(d)
-    return out
-
-
-def _tool_call(tc: ToolCall) -> dict:
-    try:  # templates expect an object (Qwen's does `arguments | tojson`); keep bad JSON as text
-        arguments = json.loads(tc.arguments)
-    except ValueError:
-        arguments = tc.arguments
-    call: dict = {"type": "function", "function": {"name": tc.name, "arguments": arguments}}
-    if tc.id is not None:
-        call["id"] = tc.id
-    return call
 
 
 def render_conversation(conv: Conversation, tokenizer, template: Template, opts: RenderOptions) -> Rendered:
     """Ids and labels for one conversation, following the masking contract and truncation policy."""
     pending = _prepare(conv, tokenizer, template, opts)
-    return _finish(pending, _encode(tokenizer, pending.turns.text), opts)
+    return _finish(pending, encode(tokenizer, pending.turns.text), opts)
 
 
 def render_conversations(
@@ -129,7 +80,7 @@ def render_conversations(
     the texts are tokenized in one batched call of the Rust tokenizer, which skips the Python
     tokenizer wrapper's per-call work and spreads the batch over the CPU cores."""
     prepared = prepare_conversations(convs, tokenizer, template, opts)
-    return finish_conversations(prepared, _encode_many(tokenizer, _texts(prepared)), opts)
+    return finish_conversations(prepared, encode_many(tokenizer, _texts(prepared)), opts)
 
 
 def render_conversation_chunks(
@@ -145,7 +96,7 @@ def render_conversation_chunks(
             texts = _texts(prepared)
             # only the Rust call in the thread: the Python that turns its output into token lists
             # runs here, so the thread goes back to the tokenizer (on both cores) at once
-            encoding = pool.submit(_backend_encode, tokenizer, texts)
+            encoding = pool.submit(backend_encode, tokenizer, texts)
             if waiting is not None:
                 yield _finish_encoded(*waiting, tokenizer, opts)
             waiting = (prepared, texts, encoding)
@@ -154,7 +105,7 @@ def render_conversation_chunks(
 
 
 def _finish_encoded(prepared, texts: list[str], encoding, tokenizer, opts: RenderOptions):
-    return finish_conversations(prepared, _tokens(tokenizer, texts, encoding.result()), opts)
+    return finish_conversations(prepared, tokens_of(tokenizer, texts, encoding.result()), opts)
 
 
 def prepare_conversations(
@@ -176,7 +127,7 @@ def _texts(prepared: list[_Pending | DropSample]) -> list[str]:
 
 
 def finish_conversations(
-    prepared: list[_Pending | DropSample], tokens: list[_Tokens], opts: RenderOptions
+    prepared: list[_Pending | DropSample], tokens: list[Tokens], opts: RenderOptions
 ) -> list[Rendered | DropSample]:
     """The other half of `render_conversations`: labels and truncation, given the tokens of the
     prepared texts (`_texts`), in order."""
@@ -199,7 +150,8 @@ class _Pending:
 
     turns: _Turns
     ranges: list[tuple[int, int]]
-    n_messages: int
+    conv: Conversation
+    first_trained: int  # the first trained message: those before it are the prompt
 
 
 def _prepare(conv: Conversation, tokenizer, template: Template, opts: RenderOptions) -> _Pending:
@@ -209,23 +161,46 @@ def _prepare(conv: Conversation, tokenizer, template: Template, opts: RenderOpti
         raise DropSample(NOTHING_TO_TRAIN)
     tools = conv.tools or None
     turns = _Turns(template, tokenizer, template_messages(msgs, template), tools)
-    _check_nothing_lost(template, msgs, tools, turns)
-    return _Pending(turns, _trained_ranges(template, msgs, trained, turns, opts), len(msgs))
+    check_nothing_lost(template, msgs, tools, turns)
+    ranges = _trained_ranges(template, msgs, trained, turns, opts)
+    return _Pending(turns, ranges, conv, trained.index(True))
 
 
-def _finish(p: _Pending, tokens: _Tokens, opts: RenderOptions) -> Rendered:
+def _finish(p: _Pending, tokens: Tokens, opts: RenderOptions) -> Rendered:
     labels = _label(tokens, p.ranges)
     if not _any_trained(labels):
         raise DropSample(NOTHING_TO_TRAIN)
     ids = tokens.ids
     if len(ids) > opts.max_length:
-        ids, labels = _truncate(ids, labels, tokens, p.turns, p.n_messages, opts.max_length)
+        try:
+            ids, labels = _truncate(ids, labels, tokens, p, opts.max_length)
+        except DropSample as e:
+            return _with_prompt_shortened(p, labels, opts, e)
     return Rendered(ids, labels)
+
+
+def _with_prompt_shortened(
+    p: _Pending, labels: list[int], opts: RenderOptions, dropped: DropSample
+) -> Rendered:
+    """The conversation rendered again with its prompt shortened (data.prompt_truncation) to leave
+    room for its first trained run; raises ``dropped`` where the policy does not apply."""
+    if p.first_trained == 0 or not truncate.applies(dropped, opts):
+        raise dropped
+    first = next(k for k in range(1, len(labels)) if labels[k] != IGNORE_INDEX)
+    answer = next((k for k in range(first, len(labels)) if labels[k] == IGNORE_INDEX), len(labels)) - first
+    tokenizer, template = p.turns.tokenizer, p.turns.template
+    msgs, tools, cut = p.conv.messages, p.conv.tools, p.first_trained
+    prompt = Conversation(msgs[:cut], tools=tools)
+    prompt = truncate.shorten_prompt(prompt, answer, prompt_measure(tokenizer, template), tokenizer, opts)
+    shorter = Conversation([*prompt.messages, *msgs[cut:]], tools=tools, origin=p.conv.origin)
+    r = render_conversation(shorter, tokenizer, template, replace(opts, prompt_truncation="drop"))
+    r.prompt_shortened = True
+    return r
 
 
 def render_document(doc: Document, tokenizer, opts: RenderOptions) -> list[Rendered]:
     """Continued pre-training: bos (if the tokenizer adds one) + text + eos, all trained, in pieces."""
-    ids = _with_bos(tokenizer, doc.text, list(tokenizer(doc.text, add_special_tokens=False)["input_ids"]))
+    ids = with_bos(tokenizer, doc.text, list(tokenizer(doc.text, add_special_tokens=False)["input_ids"]))
     if tokenizer.eos_token_id is not None:
         ids.append(tokenizer.eos_token_id)
     pieces = [ids[i : i + opts.max_length] for i in range(0, len(ids), opts.max_length)]
@@ -246,7 +221,24 @@ def render_prompt(
         )
     except TemplateError as e:
         raise DataError(f"chat template {template.name!r} cannot render this conversation: {e}") from e
-    return _with_bos(tokenizer, text, list(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    except RecursionError:
+        raise DataError(
+            f"chat template {template.name!r} cannot render this conversation: {TOO_DEEP}"
+        ) from None
+    return with_bos(tokenizer, text, list(tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+
+def prompt_measure(tokenizer, template: Template) -> truncate.Measure:
+    """`tuneforge.data.truncate`'s measure: a prompt's tokens with the assistant header, as rendered
+    for training; a template that fails on a shortened prompt drops the sample."""
+
+    def measure(msgs: list[Message], tools) -> int:
+        try:
+            return len(render_prompt(msgs, tokenizer, template, tools))
+        except DataError as e:
+            raise DropSample(TEMPLATE_ERROR + str(e)[:120]) from e
+
+    return measure
 
 
 def _trained_ranges(
@@ -269,14 +261,24 @@ def _trained_ranges(
     return ranges
 
 
-def _truncate(ids, labels, tokens: _Tokens, turns: _Turns, n_messages: int, max_length: int):
-    """Whole turns up to the last one with a trained token that fit; else cut inside the first answer."""
+def _truncate(ids, labels, tokens: Tokens, p: _Pending, max_length: int):
+    """Whole turns up to the last one with a trained token that fit (a turn whose boundary does not
+    fit up to the end of its trained range); else cut inside the first answer."""
+    turns = p.turns
+    n_messages = len(p.conv.messages)
     cuts = [tokens.first_starting_at(b) for i in range(n_messages) if (b := turns.boundary(i)) is not None]
     fitting = [t for t in cuts if t <= max_length]
-    trained_at = [k for k in range(1, max(fitting, default=0)) if labels[k] != IGNORE_INDEX]
-    keep = min(t for t in fitting if t > trained_at[-1]) if trained_at else max_length
+    # just after a trained range (its stop token): a cut only where no turn boundary after it fits,
+    # so a sample that keeps its whole turns is cut exactly as before
+    ends = [e for _, b in p.ranges if (e := tokens.first_starting_at(b)) <= max_length]
+    trained_at = [k for k in range(1, max(fitting + ends, default=0)) if labels[k] != IGNORE_INDEX]
+    if trained_at:
+        last = trained_at[-1]
+        keep = min([t for t in fitting if t > last] or [e for e in ends if e > last])
+    else:
+        keep = max_length
     if not _any_trained(labels[:keep]):
-        raise DropSample(NO_TRAINED_TOKEN)
+        raise DropSample(NO_TRAINED_TOKEN, f"{len(ids)} tokens; max_length {max_length}")
     return ids[:keep], labels[:keep]
 
 
@@ -300,6 +302,8 @@ def _render(
         return template.render(tokenizer, dicts, tools, add_generation_prompt)
     except TemplateError as e:
         raise DropSample(TEMPLATE_ERROR + str(e.message or e)[:120]) from e
+    except RecursionError:  # tool schemas or arguments nested deeper than jinja can walk
+        raise DropSample(TOO_DEEP) from None
 
 
 class _Turns:
@@ -364,141 +368,7 @@ def _answer_end(template: Template, text: str, start: int, end: int, i: int) -> 
     return max(found)
 
 
-def _check_nothing_lost(template: Template, msgs: list[Message], tools, turns: _Turns) -> None:
-    """A template that silently drops tool calls, reasoning or tool schemas would train the model on
-    answers without them; stop instead."""
-    hint = "use the model's own template (data.template=auto) or one that renders them"
-    for i, m in enumerate(msgs):
-        if not m.tool_calls and not m.reasoning:
-            continue
-        turn = turns.text[turns.boundary(i - 1) or 0 : turns.end(i)]  # boundary(-1) is 0
-        for tc in m.tool_calls:
-            if tc.name not in turn:
-                raise ConfigError(
-                    f"chat template {template.name!r} does not render tool calls (message {i} calls "
-                    f"{tc.name!r}); {hint}, e.g. data.template=qwen"
-                )
-        if m.reasoning and m.reasoning.strip() not in turn:
-            raise ConfigError(
-                f"chat template {template.name!r} does not render the assistant's reasoning (message {i}); "
-                f"{hint}, or leave the reasoning out of the data"
-            )
-    for tool in tools or []:
-        name = (tool.get("function") or tool).get("name")
-        if name and name not in turns.text:
-            raise ConfigError(
-                f"chat template {template.name!r} does not render tool schemas (tool {name!r} is missing); "
-                f"{hint}, e.g. data.template=qwen"
-            )
-
-
-def _encode(tokenizer, text: str) -> _Tokens:
-    return _encode_many(tokenizer, [text])[0]
-
-
-def _encode_many(tokenizer, texts: list[str]) -> list[_Tokens]:
-    """The texts' tokens (no special tokens added, a bos in front where `_with_bos` puts one), in one
-    call of the backend (Rust) tokenizer."""
-    return _tokens(tokenizer, texts, _backend_encode(tokenizer, texts))
-
-
-def _backend_encode(tokenizer, texts: list[str]) -> list:
-    """The Rust encodings of ``texts`` (no special tokens added), in one batched call."""
-    if not texts:
-        return []
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if not getattr(tokenizer, "is_fast", False) or backend is None:
-        raise ConfigError(
-            f"the renderer needs a fast tokenizer (one with a tokenizer.json) for character offsets; "
-            f"{type(tokenizer).__name__} is not one; convert the tokenizer or use the model's fast tokenizer"
-        )
-    return backend.encode_batch(texts, add_special_tokens=False)
-
-
-def _tokens(tokenizer, texts: list[str], encodings: list) -> list[_Tokens]:
-    """`_Tokens` of each text from its Rust encoding, a bos put in front where `_with_bos` puts one."""
-    if not texts:
-        return []
-    bos = _bos_to_add(tokenizer)
-    out = []
-    for text, enc in zip(texts, encodings, strict=True):
-        ids = enc.ids
-        shift = _lacks_bos(bos, text, ids)
-        out.append(_Tokens([bos[0], *ids] if shift else ids, enc, int(shift)))
-    return out
-
-
-class _Tokens:
-    """A text's token ids, and where its characters fall among them.
-
-    Converting every token's offsets to Python costs more than the rest of labelling, and a sample
-    needs only a few places (each trained range's ends, turn boundaries when truncating): those are
-    found from the Rust encoding (`char_to_token`, then a step or two along the neighbours to meet
-    the bisect definitions exactly, as byte tokens of one character share its offsets). The full
-    offsets are built only where a character belongs to no token. Token 0 is a put-in-front bos
-    when ``shift`` is 1, a zero-width token at position 0.
-    """
-
-    __slots__ = ("_enc", "_offsets", "_shift", "ids")
-
-    def __init__(self, ids: list[int], enc, shift: int):
-        self.ids, self._enc, self._shift = ids, enc, shift
-        self._offsets: list[tuple[int, int]] | None = None
-
-    def offsets(self) -> list[tuple[int, int]]:
-        if self._offsets is None:
-            self._offsets = [(0, 0)] * self._shift + self._enc.offsets
-        return self._offsets
-
-    def _span(self, k: int) -> tuple[int, int]:
-        """Token k's (start, end), a zero-width token counted as covering its own position."""
-        s, e = (0, 0) if k < self._shift else self._enc.token_to_chars(k - self._shift)
-        return s, e if e > s else s + 1
-
-    def first_ending_after(self, a: int) -> int:
-        """The first token whose characters end after position ``a``."""
-        t = self._enc.char_to_token(a)
-        if t is None:
-            return bisect_right([e if e > s else s + 1 for s, e in self.offsets()], a)
-        k = t + self._shift
-        while k > 0 and self._span(k - 1)[1] > a:
-            k -= 1
-        return k
-
-    def first_starting_at(self, b: int) -> int:
-        """The first token whose characters start at or after position ``b``."""
-        t = self._enc.char_to_token(b - 1) if b > 0 else None
-        if t is None:
-            return bisect_left([s for s, _ in self.offsets()], b)
-        k = t + self._shift + 1
-        while k < len(self.ids) and self._span(k)[0] < b:
-            k += 1
-        return k
-
-
-def _bos_to_add(tokenizer) -> tuple[int, str] | None:
-    """(id, text) of the bos token when the tokenizer adds one on its own, else None."""
-    bos = tokenizer.bos_token_id
-    if bos is None:
-        return None
-    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return (bos, tokenizer.bos_token) if probe and probe[0] == bos else None
-
-
-def _lacks_bos(bos: tuple[int, str] | None, text: str, ids: list[int]) -> bool:
-    """Whether a bos (from `_bos_to_add`) goes in front: the tokenizer adds one, the text lacks it."""
-    return bos is not None and not text.startswith(bos[1]) and not (ids and ids[0] == bos[0])
-
-
-def _with_bos(tokenizer, text: str, ids: list[int]) -> list[int]:
-    """Put the bos token in front when the tokenizer adds one on its own and the text lacks it."""
-    if tokenizer.bos_token_id is None or (ids and ids[0] == tokenizer.bos_token_id):
-        return ids  # decided without probing the tokenizer
-    bos = _bos_to_add(tokenizer)
-    return [bos[0], *ids] if _lacks_bos(bos, text, ids) else ids
-
-
-def _label(tokens: _Tokens, ranges: list[tuple[int, int]]) -> list[int]:
+def _label(tokens: Tokens, ranges: list[tuple[int, int]]) -> list[int]:
     """A token is trained when its characters overlap a trained range."""
     ids = tokens.ids
     labels = [IGNORE_INDEX] * len(ids)

@@ -78,6 +78,10 @@ def _answer_rows(task: dict, sides: list[str]) -> list[str]:
 
 
 def plot(summary: dict, out_dir: Path) -> list[Path]:
+    from tuneforge.extras import available
+
+    if not available("the eval plots", "matplotlib"):
+        return []
     import matplotlib
 
     matplotlib.use("Agg")

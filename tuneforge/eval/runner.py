@@ -102,15 +102,16 @@ def _adapter_off(model):
         yield
 
 
-def sides(model_or_run: str, with_base: bool = True) -> Iterator[Target]:
+def sides(model_or_run: str, with_base: bool = True, trust_remote_code: bool = False) -> Iterator[Target]:
     """The models to evaluate, one at a time: a run's base ('before') then the trained model
-    ('after'), both with the run's template; or a plain model ('model') with its own template."""
+    ('after'), both with the run's template; or a plain model ('model') with its own template.
+    ``trust_remote_code`` is the command's flag (a run's config.yaml alone never enables it)."""
     if is_run(model_or_run):
         from peft import PeftModel
 
         from tuneforge.artifacts import load_run
 
-        run = load_run(model_or_run)
+        run = load_run(model_or_run, trust_remote_code=trust_remote_code)
         if isinstance(run.model, PeftModel):
             if with_base:
                 with _adapter_off(run.model):
@@ -118,7 +119,7 @@ def sides(model_or_run: str, with_base: bool = True) -> Iterator[Target]:
             yield Target(run.model, run.tokenizer, run.chat_template, run.stop_tokens, "after")
             return
         if with_base:
-            base = load_run(model_or_run, base_only=True)
+            base = load_run(model_or_run, base_only=True, trust_remote_code=trust_remote_code)
             yield Target(base.model, run.tokenizer, run.chat_template, run.stop_tokens, "before")
             del base
             gc.collect()
@@ -128,7 +129,7 @@ def sides(model_or_run: str, with_base: bool = True) -> Iterator[Target]:
     from tuneforge.methods import METHODS
     from tuneforge.models.load import load_model, load_tokenizer
 
-    mcfg = ModelConfig(name_or_path=model_or_run)
+    mcfg = ModelConfig(name_or_path=model_or_run, trust_remote_code=trust_remote_code)
     tokenizer = load_tokenizer(mcfg)
     model = load_model(mcfg, METHODS.get("full").Config())
     model.eval()
@@ -136,14 +137,16 @@ def sides(model_or_run: str, with_base: bool = True) -> Iterator[Target]:
     yield Target(model, tokenizer, getattr(tokenizer, "chat_template", None), stops, "model")
 
 
-def evaluate(model_or_run: str, tasks: list, out_dir: Path, with_base: bool = True) -> dict:
+def evaluate(
+    model_or_run: str, tasks: list, out_dir: Path, with_base: bool = True, trust_remote_code: bool = False
+) -> dict:
     """Run `tasks` on every side, write the reports into `out_dir`, return the JSON summary."""
     from tuneforge.eval.report import write_reports
 
     results: dict[str, dict] = {t.key: {"config": t.model_dump(mode="json"), "sides": {}} for t in tasks}
     raw: dict[str, dict] = {t.key: {} for t in tasks}
     side_names = []
-    for target in sides(model_or_run, with_base):
+    for target in sides(model_or_run, with_base, trust_remote_code):
         side_names.append(target.side)
         for task in tasks:
             print(f"[{target.side}] {task.key} ({task.name})")
@@ -156,7 +159,7 @@ def evaluate(model_or_run: str, tasks: list, out_dir: Path, with_base: bool = Tr
                 "samples": res.samples,
             }
     for task in tasks:
-        combine = getattr(TASKS.get(task.name), "combine", None)
+        combine = TASKS.hook(task.name, "combine")
         if combine is not None and {"before", "after"} <= set(raw[task.key]):
             results[task.key]["combined"] = combine(task, raw[task.key])
     summary = {"model": str(model_or_run), "run": is_run(model_or_run), "sides": side_names, "tasks": results}

@@ -10,6 +10,15 @@ after it is written.
     card.py                          the model card (README.md) for the merged folder
 """
 
-from tuneforge.export.merged import ExportCheckFailed, export_merged
+from __future__ import annotations
 
 __all__ = ["ExportCheckFailed", "export_merged"]
+
+
+def __getattr__(name: str):
+    # loaded on first use: `tuneforge --help` reads export.targets without torch and transformers
+    if name in __all__:
+        from tuneforge.export import merged
+
+        return getattr(merged, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

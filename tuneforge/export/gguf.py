@@ -19,11 +19,10 @@ import numpy as np
 import torch
 
 from tuneforge.errors import ConfigError, ModelError
+from tuneforge.export.targets import QUANTS
 
 log = logging.getLogger(__name__)
 
-# the types gguf.quants can write (its K-quants and i-quants only read)
-QUANTS = ("f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0")
 ARCHES = {"llama": "LLAMA", "qwen2": "QWEN2"}
 
 
@@ -222,7 +221,7 @@ def check_gguf(path: Path, reference, ref_tokenizer, chat_template, stop_tokens,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuneforge.export.merged import ExportCheckFailed, probe_conversations
-    from tuneforge.generate import prompt_ids
+    from tuneforge.inference.generate import prompt_ids
 
     loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
@@ -280,17 +279,22 @@ def _greedy(model, x: torch.Tensor, eos: list[int], n: int) -> list[int]:
     return out[0, x.shape[1] :].tolist()
 
 
-def export_gguf(run_dir: str, out: str, quant: str = "f16", *, check_stop: bool = True) -> dict:
-    """Merge the run, write it as one GGUF file and check the file (see `check_gguf`)."""
+def export_gguf(
+    run_dir: str, out: str, quant: str = "f16", *, check_stop: bool = True, trust_remote_code: bool = False
+) -> dict:
+    """Merge the run, write it as one GGUF file and check the file (see `check_gguf`);
+    ``trust_remote_code`` is the command's flag (the run's config.yaml alone never enables it)."""
     from tuneforge.artifacts import load_run
     from tuneforge.export.merged import check_mergeable, merged_model
+    from tuneforge.export.targets import check_file
 
     _qtype(quant)  # a bad --quant fails before anything loads
     path = Path(out)
     if path.suffix != ".gguf":
         raise ConfigError(f"--gguf {out!r}: give a file name ending in .gguf")
-    check_mergeable(run_dir)  # a GGUF holds plain weights: the adapter must fold into them
-    run = load_run(run_dir)
+    check_file(path, "--gguf", "gguf")
+    check_mergeable(run_dir, trust_remote_code=trust_remote_code)  # the adapter must fold into plain weights
+    run = load_run(run_dir, trust_remote_code=trust_remote_code)
     model = merged_model(run).float().eval()
     counts = write_gguf(
         model, run.tokenizer, run.chat_template, run.stop_tokens, path, quant, Path(run_dir).resolve().name

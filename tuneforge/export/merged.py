@@ -18,7 +18,7 @@ import torch
 
 from tuneforge.artifacts import load_run, read_run
 from tuneforge.errors import ModelError, TuneforgeError
-from tuneforge.generate import generate_answers, prompt_ids, stop_token_ids
+from tuneforge.inference.generate import generate_answers, prompt_ids, stop_token_ids
 
 
 class ExportCheckFailed(TuneforgeError):
@@ -47,15 +47,23 @@ def merged_model(run):
 
 
 def export_merged(
-    run_dir: str, out_dir: str, *, tolerance: float | None = None, check_stop: bool = True
+    run_dir: str,
+    out_dir: str,
+    *,
+    tolerance: float | None = None,
+    check_stop: bool = True,
+    trust_remote_code: bool = False,
 ) -> dict:
+    """``trust_remote_code`` is the command's flag: the run's config.yaml alone never enables it."""
     from transformers import AutoModelForCausalLM, GenerationConfig
 
     from tuneforge.export.card import model_card
+    from tuneforge.export.targets import EXPORT_MARK, check_folder
 
-    check_mergeable(run_dir)  # before loading anything
-    run = load_run(run_dir)
     out = Path(out_dir)
+    check_folder(out, "--merge")
+    check_mergeable(run_dir, trust_remote_code=trust_remote_code)  # before loading anything
+    run = load_run(run_dir, trust_remote_code=trust_remote_code)
     probe = [{"role": "user", "content": "Who are you?"}]
     ids = torch.tensor([prompt_ids(run.tokenizer, probe, run.chat_template)])
     with torch.no_grad():
@@ -76,7 +84,7 @@ def export_merged(
     if run.chat_template:
         (tmp / "chat_template.jinja").write_text(run.chat_template, encoding="utf-8")
     (tmp / "README.md").write_text(model_card(run, run_dir), encoding="utf-8")
-    (tmp / "tuneforge_export.json").write_text(
+    (tmp / EXPORT_MARK).write_text(
         json.dumps(
             {
                 "source_run": str(Path(run_dir).resolve()),
@@ -92,7 +100,7 @@ def export_merged(
     os.replace(tmp, out)
 
     # the checks use only plain transformers, as a user without tuneforge would
-    reloaded = AutoModelForCausalLM.from_pretrained(out)
+    reloaded = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=trust_remote_code)
     reloaded.eval()
     with torch.no_grad():
         diff = (reloaded(input_ids=ids).logits.float() - reference).abs().max().item()
@@ -103,7 +111,7 @@ def export_merged(
         )
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out, trust_remote_code=trust_remote_code)
     answer_ids = _generate_ids(reloaded, tok, probe, stops)
     stopped = bool(answer_ids) and answer_ids[-1] in stops
     if check_stop and not stopped:
@@ -115,13 +123,13 @@ def export_merged(
     return {"out": str(out), "max_logit_diff": diff, "stops": stopped, "probe_answer": answer}
 
 
-def check_mergeable(run_dir: str | Path) -> None:
+def check_mergeable(run_dir: str | Path, *, trust_remote_code: bool = False) -> None:
     """Fail before loading anything when the run's adapter cannot fold into the base weights: PEFT's
     prompt-learning adapters (virtual tokens, prefixes) and our own added modules (adapter, mam, ...)."""
     from tuneforge.methods import METHODS
     from tuneforge.models.merge import unmergeable
 
-    cfg, manifest = read_run(run_dir)
+    cfg, manifest = read_run(run_dir, trust_remote_code=trust_remote_code)
     if METHODS.get(cfg.method.name).SUPPORTS["merge"]:
         return
     if manifest.get("artifact") == "adapter":

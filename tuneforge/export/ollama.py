@@ -112,11 +112,14 @@ def go_template(shape: TurnShape) -> str:
 
 def write_modelfile(out_dir: Path, gguf_path: Path, chat_template: str, stop_tokens, tokenizer) -> Path:
     """Write ``out_dir/Modelfile`` for ``gguf_path``; returns its path."""
+    from tuneforge.export.targets import MODELFILE_HEAD, check_file
+
+    check_file(out_dir / "Modelfile", "--ollama", "modelfile")
     shape = measure(chat_template, tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
     source = os.path.relpath(gguf_path.resolve(), out_dir.resolve())
     lines = [
-        "# Written by `tuneforge export`; create the model with:",
+        f"{MODELFILE_HEAD}; create the model with:",
         f"#   ollama create NAME -f {out_dir / 'Modelfile'}",
         f"FROM ./{source}" if not source.startswith("..") else f"FROM {gguf_path.resolve()}",
         f'TEMPLATE """{go_template(shape)}"""',

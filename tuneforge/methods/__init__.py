@@ -1,66 +1,106 @@
 """Tuning methods, one module per name users write as `method.name`.
 
-Each module defines ``Config`` (a pydantic model with ``name: Literal[<file name>]``), a one-line
-``DESCRIPTION``, ``SUPPORTS`` (dict: quantized_base, merge, multi_adapter: several saved adapters of
-the method load onto one base and switch with PEFT's ``set_adapter``), ``load_kwargs(cfg) -> dict`` (extra
-``from_pretrained`` arguments, e.g. a quantization config) and ``apply(model, cfg) -> model``.
-`tuneforge.models.wrap` is the one place that calls ``apply``.
-
-Optional hooks, for methods that reach past the model (read by the helpers below):
-- ``training_arguments(cfg) -> dict``: extra `TrainingArguments` fields (e.g. an ``optim`` name);
-  they override the `train:` section's values, so say so in the method's field descriptions.
-- ``create_optimizer(model, cfg, args) -> torch.optim.Optimizer``: the method builds the optimizer
-  (e.g. LoRA+ learning-rate groups); ``args`` is the run's `TrainingArguments`.
-- ``callbacks(cfg, model) -> list[transformers.TrainerCallback]``: hooks into the training loop
-  (e.g. rank reallocation, periodic merge-and-restart). ``model`` is the wrapped model.
-- ``save_adapter(model, cfg, directory)`` / ``load_adapter(base_model, cfg, directory) -> model``:
-  for adapters PEFT cannot save (`adapter`, `mam`, `unipelt`): write only the trained tensors and
-  the method config into ``RUN_DIR/adapter/`` (manifest ``artifact: method_adapter``), and put them
-  back onto a freshly loaded base. `tuneforge.artifacts` calls them; `chat` and `eval` then work.
-- ``disable_adapter(model)`` -> context manager: inside it the model computes the base's outputs
-  exactly (PEFT models have their own ``model.disable_adapter()``).
-- ``final_model(model, cfg) -> model``: the model the run saves, when it differs from the trained
-  one (`relora` folds its last cycle into the base and saves the whole model).
+What a method module defines is `MethodModule` below: ``Config``, ``DESCRIPTION``, ``SUPPORTS``,
+``load_kwargs`` and ``apply``, plus optional hooks for methods that reach past the model. The
+registry checks every module against it (`tuneforge.registry`); the functions below read the hooks
+through it. `tuneforge.models.wrap` is the one place that calls ``apply``. Code that several
+methods share lives in ``_``-prefixed modules (``_lora_common``, ``_pieces``, ...), so a method
+module's public names are its interface.
 """
 
-from tuneforge.registry import Registry
+from tuneforge.methods._base import MethodConfig
+from tuneforge.registry import Interface, Registry, optional
 
-METHODS = Registry("methods", "tuneforge.methods")
+
+class MethodModule(Interface):
+    """A module of `tuneforge.methods`: one tuning method, named by its file."""
+
+    Config: type[MethodConfig]  # the method's keys, with ``name: Literal["<file name>"]``
+    DESCRIPTION: str  # one line for `tuneforge ls methods`
+    # quantized_base, merge, multi_adapter (several saved adapters of the method load onto one base
+    # and switch with PEFT's ``set_adapter``) -> bool
+    SUPPORTS: dict[str, bool]
+
+    def load_kwargs(cfg) -> dict:
+        """Extra ``from_pretrained`` arguments (e.g. a quantization config)."""
+
+    def apply(model, cfg):
+        """The model with the method applied (trainable parameters marked)."""
+
+    @optional
+    def training_arguments(cfg) -> dict:
+        """Extra `TrainingArguments` fields (e.g. an ``optim`` name); they override the `train:`
+        section's values, so say so in the method's field descriptions."""
+
+    @optional
+    def create_optimizer(model, cfg, args):
+        """The optimizer the method builds (e.g. LoRA+ learning-rate groups); ``args`` is the run's
+        `TrainingArguments`."""
+
+    @optional
+    def callbacks(cfg, model) -> list:
+        """`transformers.TrainerCallback` hooks into the training loop (rank reallocation, periodic
+        merge-and-restart); ``model`` is the wrapped model."""
+
+    @optional
+    def save_adapter(model, cfg, directory) -> None:
+        """For adapters PEFT cannot save (`adapter`, `mam`, `unipelt`): write only the trained
+        tensors and the method config into ``RUN_DIR/adapter/`` (manifest ``artifact:
+        method_adapter``); `tuneforge.artifacts` calls it, and `chat` and `eval` then work."""
+
+    @optional
+    def load_adapter(base_model, cfg, directory):
+        """The adapter written by ``save_adapter`` put back onto a freshly loaded base."""
+
+    @optional
+    def disable_adapter(model):
+        """A context manager inside which the model computes the base's outputs exactly (PEFT
+        models have their own ``model.disable_adapter()``)."""
+
+    @optional
+    def final_model(model, cfg):
+        """The model the run saves, when it differs from the trained one (`relora` folds its last
+        cycle into the base and saves the whole model)."""
+
+    together = (("save_adapter", "load_adapter"),)
+
+
+METHODS = Registry("methods", "tuneforge.methods", interface=MethodModule)
 
 
 def method_training_arguments(cfg) -> dict:
     """Extra `TrainingArguments` fields of ``cfg``'s method (empty for most methods)."""
-    module = METHODS.get(cfg.name)
-    return dict(module.training_arguments(cfg)) if hasattr(module, "training_arguments") else {}
+    hook = METHODS.hook(cfg.name, "training_arguments")
+    return dict(hook(cfg)) if hook else {}
 
 
 def method_optimizer_factory(cfg):
     """``(model, args) -> Optimizer`` when ``cfg``'s method builds its own optimizer, else None."""
-    module = METHODS.get(cfg.name)
-    if not hasattr(module, "create_optimizer"):
+    hook = METHODS.hook(cfg.name, "create_optimizer")
+    if hook is None:
         return None
-    return lambda model, args: module.create_optimizer(model, cfg, args)
+    return lambda model, args: hook(model, cfg, args)
 
 
 def method_callbacks(cfg, model) -> list:
     """The method's training-loop callbacks for the wrapped ``model`` (empty for most methods)."""
-    module = METHODS.get(cfg.name)
-    return list(module.callbacks(cfg, model)) if hasattr(module, "callbacks") else []
+    hook = METHODS.hook(cfg.name, "callbacks")
+    return list(hook(cfg, model)) if hook else []
 
 
 def has_own_adapter(cfg) -> bool:
     """Whether ``cfg``'s method saves and loads its adapter itself (``save_adapter`` / ``load_adapter``)."""
-    return hasattr(METHODS.get(cfg.name), "save_adapter")
+    return METHODS.hook(cfg.name, "save_adapter") is not None
 
 
 def save_method_adapter(model, cfg, directory) -> None:
     """Save ``model``'s adapter with the method's own ``save_adapter``."""
-    METHODS.get(cfg.name).save_adapter(model, cfg, directory)
+    METHODS.hook(cfg.name, "save_adapter")(model, cfg, directory)
 
 
 def load_method_adapter(base_model, cfg, directory):
     """``base_model`` with the adapter saved by `save_method_adapter` in ``directory``."""
-    return METHODS.get(cfg.name).load_adapter(base_model, cfg, directory)
+    return METHODS.hook(cfg.name, "load_adapter")(base_model, cfg, directory)
 
 
 def has_adapter(model, cfg) -> bool:
@@ -68,7 +108,7 @@ def has_adapter(model, cfg) -> bool:
     `disable_adapter`: a PEFT model, or a method with its own ``disable_adapter`` hook."""
     from peft import PeftModel
 
-    return isinstance(model, PeftModel) or hasattr(METHODS.get(cfg.name), "disable_adapter")
+    return isinstance(model, PeftModel) or METHODS.hook(cfg.name, "disable_adapter") is not None
 
 
 def disable_adapter(model, cfg):
@@ -77,15 +117,26 @@ def disable_adapter(model, cfg):
 
     if isinstance(model, PeftModel):
         return model.disable_adapter()
-    module = METHODS.get(cfg.name)
-    if not hasattr(module, "disable_adapter"):
+    hook = METHODS.hook(cfg.name, "disable_adapter")
+    if hook is None:
         from tuneforge.errors import ConfigError
 
         raise ConfigError(f"method {cfg.name!r} has no adapter to disable: it trains the model itself")
-    return module.disable_adapter(model)
+    return hook(model)
 
 
 def final_model(model, cfg):
     """The model a run saves: the method's ``final_model(model, cfg)`` when it has one, else ``model``."""
-    module = METHODS.get(cfg.name)
-    return module.final_model(model, cfg) if hasattr(module, "final_model") else model
+    hook = METHODS.hook(cfg.name, "final_model")
+    return hook(model, cfg) if hook else model
+
+
+def supports_table() -> str:
+    """The methods' ``SUPPORTS`` as the markdown table in docs/methods.md (a docs test keeps it current)."""
+    yes_no = {True: "yes", False: "no"}
+    rows = ["| method | quantized base | merge | multi-adapter |", "|---|---|---|---|"]
+    for name in METHODS.names():
+        sup = METHODS.get(name).SUPPORTS
+        cells = [yes_no[bool(sup[k])] for k in ("quantized_base", "merge", "multi_adapter")]
+        rows.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows)

@@ -7,7 +7,6 @@ so these methods only translate their fields into those `TrainingArguments` (the
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -55,11 +54,9 @@ class LowRankOptimFields(MethodConfig):
 
 def optimizer_arguments(cfg: LowRankOptimFields, optim: str, package: str, **optim_args) -> dict:
     """The `TrainingArguments` fields for an HF low-rank optimizer named ``optim``."""
-    if importlib.util.find_spec(package) is None:
-        raise ConfigError(
-            f"method {cfg.name!r} needs the {package.replace('_', '-')} package: "
-            f"pip install {package.replace('_', '-')}"
-        )
+    from tuneforge.extras import require
+
+    require(f"method {cfg.name!r}", package)
     args = {"rank": cfg.rank, "update_proj_gap": cfg.update_proj_gap, **optim_args}
     targets = ALL_LINEAR_BUT_HEAD if cfg.target_modules == "all-linear" else list(cfg.target_modules)
     return {

@@ -45,11 +45,11 @@ class Config(TargetFields):
         if self.target_r > self.init_r:
             raise ValueError(f"target_r ({self.target_r}) must not exceed init_r ({self.init_r})")
         if self.total_step is not None:
-            check_schedule(self, self.total_step)
+            _check_schedule(self, self.total_step)
         return self
 
 
-def check_schedule(cfg: Config, total_step: int) -> None:
+def _check_schedule(cfg: Config, total_step: int) -> None:
     if cfg.tinit >= total_step - cfg.tfinal:
         raise ConfigError(
             f"method.tinit ({cfg.tinit}) + method.tfinal ({cfg.tfinal}) leave no budgeting phase in "
@@ -83,10 +83,10 @@ def apply(model, cfg: Config):
 
 
 def callbacks(cfg: Config, model) -> list:
-    return [RankBudget(cfg, model)]
+    return [_RankBudget(cfg, model)]
 
 
-class RankBudget(TrainerCallback):
+class _RankBudget(TrainerCallback):
     """Sets AdaLoRA's total_step from the run, then reallocates ranks after each optimizer step
     (while the gradients its importance scores need still exist)."""
 
@@ -95,7 +95,7 @@ class RankBudget(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         total = self.cfg.total_step or state.max_steps
-        check_schedule(self.cfg, total)
+        _check_schedule(self.cfg, total)
         self.model.peft_config[self.model.active_adapter].total_step = total
 
     def on_optimizer_step(self, args, state, control, **kwargs):

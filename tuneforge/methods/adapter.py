@@ -16,24 +16,13 @@ from pydantic import Field
 from torch import nn
 
 from tuneforge.errors import ConfigError
-from tuneforge.methods._base import MethodConfig, no_load_kwargs
+from tuneforge.methods._adapter_common import AdapterFields, block_layers, bottleneck_size
+from tuneforge.methods._base import no_load_kwargs
 from tuneforge.methods._pieces import Bottleneck, attach_after, freeze_base
 from tuneforge.methods._saved import own_adapter_hooks
 
 DESCRIPTION = "Bottleneck adapters (Houlsby / Pfeiffer) after the attention and/or MLP; base frozen."
 SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
-
-
-class AdapterFields(MethodConfig):
-    reduction_factor: int = Field(
-        16, gt=0, description="Bottleneck size = hidden_size / reduction_factor (rounded down, at least 1)."
-    )
-    bottleneck_size: int | None = Field(
-        None, gt=0, description="Bottleneck size in units; overrides reduction_factor when given."
-    )
-    non_linearity: Literal["relu", "gelu", "silu", "tanh"] = Field(
-        "relu", description="Activation between the down- and the up-projection."
-    )
 
 
 class Config(AdapterFields):
@@ -49,10 +38,6 @@ class Config(AdapterFields):
 load_kwargs = no_load_kwargs
 
 
-def bottleneck_size(hidden: int, cfg: AdapterFields) -> int:
-    return cfg.bottleneck_size or max(1, hidden // cfg.reduction_factor)
-
-
 def apply(model, cfg: Config):
     device = next(model.parameters()).device
     hidden = model.config.get_text_config().hidden_size
@@ -60,27 +45,13 @@ def apply(model, cfg: Config):
     for layer in block_layers(model):
         if cfg.placement == "houlsby":
             piece = Bottleneck(hidden, size, hidden, cfg.non_linearity, cfg.scaling)
-            attach_after(attention_output(layer), "adapter", piece)
+            attach_after(_attention_output(layer), "adapter", piece)
         attach_after(layer.mlp, "adapter", Bottleneck(hidden, size, hidden, cfg.non_linearity, cfg.scaling))
     freeze_base(model)
     return model.to(device)  # the new pieces were built on the CPU
 
 
-def block_layers(model) -> nn.ModuleList:
-    """The decoder blocks, checked to have the ``self_attn`` / ``mlp`` parts the pieces attach to."""
-    from tuneforge.methods.freeze import decoder_layers
-
-    layers = decoder_layers(model)
-    for layer in layers:
-        if not (hasattr(layer, "self_attn") and hasattr(layer, "mlp")):
-            raise ConfigError(
-                f"the decoder blocks of {type(model).__name__} have no self_attn / mlp modules, which "
-                "this method attaches to; use method.name=lora"
-            )
-    return layers
-
-
-def attention_output(layer: nn.Module) -> nn.Module:
+def _attention_output(layer: nn.Module) -> nn.Module:
     """The attention's output projection (o_proj, or dense / out_proj in some families)."""
     for name in ("o_proj", "out_proj", "dense"):
         if isinstance(getattr(layer.self_attn, name, None), nn.Linear):

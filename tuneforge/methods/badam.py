@@ -13,7 +13,6 @@ and every block gets exactly K steps (the package gives the first one K - 1).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import warnings
 from typing import Literal
@@ -52,7 +51,7 @@ class Config(MethodConfig):
 load_kwargs = no_load_kwargs
 
 
-def blocks(model: nn.Module, cfg: Config) -> list[list[str]]:
+def _blocks(model: nn.Module, cfg: Config) -> list[list[str]]:
     """The parameter-name prefixes of each block, as BAdam infers them (one per decoder layer...)."""
     from badam import BlockOptimizer
 
@@ -65,7 +64,7 @@ def blocks(model: nn.Module, cfg: Config) -> list[list[str]]:
     return found
 
 
-def start_index(cfg: Config, count: int) -> int | None:
+def _start_index(cfg: Config, count: int) -> int | None:
     """The block the optimizer starts with (None: random, drawn by the optimizer)."""
     if cfg.start_block is not None:
         if cfg.start_block >= count:
@@ -75,10 +74,11 @@ def start_index(cfg: Config, count: int) -> int | None:
 
 
 def apply(model, cfg: Config):
-    if importlib.util.find_spec("badam") is None:
-        raise ConfigError("method 'badam' needs the badam package: pip install badam")
-    found = blocks(model, cfg)
-    start = start_index(cfg, len(found))
+    from tuneforge.extras import require
+
+    require("method 'badam'", "badam")
+    found = _blocks(model, cfg)
+    start = _start_index(cfg, len(found))
     active = found[start if start is not None else 0]
     for n, p in model.named_parameters():
         p.requires_grad_(any(prefix in n for prefix in active))
@@ -98,7 +98,7 @@ def create_optimizer(model, cfg: Config, args):
         eps=args.adam_epsilon,
         weight_decay=args.weight_decay,
     )
-    found = blocks(model, cfg)
+    found = _blocks(model, cfg)
     with warnings.catch_warnings():
         # BAdam warns about float32 weights (it expects a half-precision model with float32 copies)
         warnings.filterwarnings("ignore", message="BAdam expect model")
@@ -107,7 +107,7 @@ def create_optimizer(model, cfg: Config, args):
             named_parameters_list=list(model.named_parameters()),
             block_prefix_list=found,
             switch_block_every=cfg.switch_block_every,
-            start_block=start_index(cfg, len(found)),
+            start_block=_start_index(cfg, len(found)),
             switch_mode=cfg.switch_mode,
             verbose=0,
         )

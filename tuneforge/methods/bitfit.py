@@ -30,7 +30,7 @@ class Config(MethodConfig):
 load_kwargs = no_load_kwargs
 
 
-def biased_linears(model: nn.Module) -> dict[str, nn.Linear]:
+def _biased_linears(model: nn.Module) -> dict[str, nn.Linear]:
     """The linear layers with a bias, the output head excluded."""
     head = model.get_output_embeddings()
     return {
@@ -43,7 +43,7 @@ def biased_linears(model: nn.Module) -> dict[str, nn.Linear]:
 def apply(model, cfg: Config):
     from peft import BeftConfig, get_peft_model
 
-    biased = biased_linears(model)
+    biased = _biased_linears(model)
     if not biased:
         raise ConfigError(
             f"method 'bitfit' trains bias terms, but {type(model).__name__} has no biases in its linear "

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from tuneforge.errors import ConfigError
-from tuneforge.methods._base import MethodConfig, no_load_kwargs
+from tuneforge.methods._base import MethodConfig, decoder_layers, no_load_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def apply(model, cfg: Config):
             chosen.extend(layer.parameters())
     named = dict(model.named_parameters(remove_duplicate=False))
     for pattern in cfg.trainable_modules:
-        hits = [p for n, p in named.items() if matches(n, pattern)]
+        hits = [p for n, p in named.items() if _matches(n, pattern)]
         if not hits:
             raise ConfigError(
                 f"method.trainable_modules: {pattern!r} matches no parameter of this model; its modules look "
@@ -110,23 +110,7 @@ def apply(model, cfg: Config):
     return model
 
 
-def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The model's list of decoder blocks: ``model.model.layers``, else the ModuleList with
-    ``num_hidden_layers`` entries."""
-    inner = getattr(model, "model", None)
-    if isinstance(getattr(inner, "layers", None), nn.ModuleList):
-        return inner.layers
-    count = getattr(model.config.get_text_config(), "num_hidden_layers", None)
-    for module in model.modules():
-        if isinstance(module, nn.ModuleList) and len(module) == count:
-            return module
-    raise ConfigError(
-        f"cannot find the decoder layers of {type(model).__name__}; select parameters with "
-        "method.trainable_modules instead of method.trainable_layers"
-    )
-
-
-def matches(param_name: str, pattern: str) -> bool:
+def _matches(param_name: str, pattern: str) -> bool:
     """``pattern`` names (or globs) a run of whole dotted components of ``param_name``:
     'mlp' matches 'model.layers.0.mlp.up_proj.weight' but 'norm' does not match 'input_layernorm'."""
     return any(

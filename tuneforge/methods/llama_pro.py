@@ -39,13 +39,13 @@ class Config(MethodConfig):
 load_kwargs = no_load_kwargs
 
 
-def insert_after(num_layers: int, num_expand: int) -> list[int]:
+def _insert_after(num_layers: int, num_expand: int) -> list[int]:
     """Indices of the original blocks that get a copy after them (the last of each group)."""
     return [(g + 1) * num_layers // num_expand - 1 for g in range(num_expand)]
 
 
 def apply(model, cfg: Config):
-    from tuneforge.methods.freeze import decoder_layers
+    from tuneforge.methods._base import decoder_layers
 
     layers = decoder_layers(model)
     text = model.config.get_text_config()
@@ -56,7 +56,7 @@ def apply(model, cfg: Config):
         )
     for p in model.parameters():
         p.requires_grad_(False)
-    after = set(insert_after(len(layers), cfg.num_expand))
+    after = set(_insert_after(len(layers), cfg.num_expand))
     types = list(getattr(text, "layer_types", None) or [])
     expanded, new_types = [], []
     for i, layer in enumerate(layers):
@@ -74,7 +74,7 @@ def apply(model, cfg: Config):
 
 
 def _zero_outputs(block: nn.Module) -> None:
-    outs = [getattr(getattr(block, part, None), name, None) for part, name in OUTPUTS]
+    outs = [getattr(getattr(block, part, None), name, None) for part, name in _OUTPUTS]
     outs = [m for m in outs if isinstance(m, nn.Linear)]
     if len(outs) != 2:
         raise ConfigError(
@@ -88,7 +88,7 @@ def _zero_outputs(block: nn.Module) -> None:
                 m.bias.zero_()
 
 
-OUTPUTS = (("self_attn", "o_proj"), ("mlp", "down_proj"))
+_OUTPUTS = (("self_attn", "o_proj"), ("mlp", "down_proj"))
 
 
 def _set_layers(model, old: nn.ModuleList, blocks: list[nn.Module], layer_types: list[str] | None) -> None:
@@ -109,7 +109,7 @@ def _set_layers(model, old: nn.ModuleList, blocks: list[nn.Module], layer_types:
 @contextmanager
 def disable_adapter(model):
     """Within the block the inserted blocks are taken out: the base's layers, indices and config."""
-    from tuneforge.methods.freeze import decoder_layers
+    from tuneforge.methods._base import decoder_layers
 
     layers = decoder_layers(model)
     blocks = list(layers)

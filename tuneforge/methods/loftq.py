@@ -36,12 +36,12 @@ load_kwargs = qlora.load_kwargs
 def apply(model, cfg: Config):
     source = Path(getattr(model, "name_or_path", "") or "")
     model = qlora.apply(model, cfg)
-    initialise(model, source)
+    _initialise(model, source)
     return model
 
 
 @torch.no_grad()
-def initialise(peft_model, source: Path) -> int:
+def _initialise(peft_model, source: Path) -> int:
     """Set every 4-bit LoRA layer's A and B from the quantization residual; returns how many."""
     from peft.tuners.lora import Linear4bit
     from peft.utils.loftq_utils import _SafetensorLoader

@@ -51,7 +51,7 @@ def apply(model, cfg: Config):
     return apply_lora(model, cfg)
 
 
-def select(importance: dict[str, float], keep_ratio: float) -> list[str]:
+def _select(importance: dict[str, float], keep_ratio: float) -> list[str]:
     """The fewest names, most important first, whose importance sums to ``keep_ratio`` of the total."""
     total = sum(importance.values())
     kept, covered = [], 0.0
@@ -63,7 +63,7 @@ def select(importance: dict[str, float], keep_ratio: float) -> list[str]:
     return kept
 
 
-class LoraDropCallback(TrainerCallback):
+class _LoraDropCallback(TrainerCallback):
     def __init__(self, cfg: Config, model):
         self.cfg = cfg
         self.model = model
@@ -109,7 +109,7 @@ class LoraDropCallback(TrainerCallback):
         for h in self.handles:
             h.remove()
         importance = {n: self.sums[n] / self.counts[n] for n in self.sums}
-        kept = set(select(importance, self.cfg.keep_ratio))
+        kept = set(_select(importance, self.cfg.keep_ratio))
         layers = self._layers()
         for name, layer in layers.items():
             if name in kept:
@@ -133,4 +133,4 @@ class LoraDropCallback(TrainerCallback):
 
 
 def callbacks(cfg: Config, model) -> list:
-    return [LoraDropCallback(cfg, model)]
+    return [_LoraDropCallback(cfg, model)]

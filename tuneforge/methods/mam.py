@@ -15,10 +15,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from tuneforge.methods._adapter_common import AdapterFields, block_layers, bottleneck_size
 from tuneforge.methods._base import no_load_kwargs
 from tuneforge.methods._pieces import Bottleneck, attach_parallel, attach_prefixes, freeze_base
 from tuneforge.methods._saved import own_adapter_hooks
-from tuneforge.methods.adapter import AdapterFields, block_layers, bottleneck_size
 
 DESCRIPTION = "MAM adapter: prefix tuning in attention + a scaled parallel adapter beside each MLP."
 SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}

@@ -52,20 +52,20 @@ def apply(model, cfg: Config):
     return apply_lora(model, cfg)
 
 
-def lora_layers(model) -> list:
+def _lora_layers(model) -> list:
     from peft.tuners.lora import LoraLayer
 
     return [m for m in model.modules() if isinstance(m, LoraLayer)]
 
 
-def merge_and_restart(model) -> list:
+def _merge_and_restart(model) -> list:
     """Fold every active LoRA update into its base weight and start the factors afresh; returns
     the LoRA parameters that were re-initialised."""
     import torch
 
     restarted = []
     with torch.no_grad():
-        for layer in lora_layers(model):
+        for layer in _lora_layers(model):
             for name in layer.active_adapters:
                 if name not in layer.lora_A:
                     continue
@@ -77,7 +77,7 @@ def merge_and_restart(model) -> list:
     return restarted
 
 
-class ReLoraCallback(TrainerCallback):
+class _ReLoraCallback(TrainerCallback):
     def __init__(self, cfg: Config, model):
         self.cfg = cfg
         self.model = model
@@ -95,7 +95,7 @@ class ReLoraCallback(TrainerCallback):
     def on_step_end(self, args, state, control, optimizer=None, **kwargs):
         step = state.global_step
         if step % self.cfg.merge_every == 0 and step < state.max_steps:
-            params = merge_and_restart(self.model)
+            params = _merge_and_restart(self.model)
             inner = getattr(optimizer, "optimizer", optimizer)
             if inner is not None:
                 for p in params:
@@ -112,7 +112,7 @@ class ReLoraCallback(TrainerCallback):
 
 
 def callbacks(cfg: Config, model) -> list:
-    return [ReLoraCallback(cfg, model)]
+    return [_ReLoraCallback(cfg, model)]
 
 
 def final_model(model, cfg: Config):

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from tuneforge.errors import ConfigError
+from tuneforge.methods._adapter_common import AdapterFields, block_layers, bottleneck_size
 from tuneforge.methods._base import no_load_kwargs
 from tuneforge.methods._pieces import (
     Bottleneck,
@@ -27,11 +28,10 @@ from tuneforge.methods._pieces import (
     freeze_base,
 )
 from tuneforge.methods._saved import own_adapter_hooks
-from tuneforge.methods.adapter import AdapterFields, block_layers, bottleneck_size
 
 DESCRIPTION = "UniPELT: LoRA (q, v) + prefix + adapter, each behind a learned gate."
 SUPPORTS = {"quantized_base": False, "merge": False, "multi_adapter": False}
-LORA_TARGETS = ("q_proj", "v_proj")
+_LORA_TARGETS = ("q_proj", "v_proj")
 
 
 class Config(AdapterFields):
@@ -50,7 +50,7 @@ def apply(model, cfg: Config):
     size = bottleneck_size(hidden, cfg)
     layers = block_layers(model)
     for layer in layers:
-        for name in LORA_TARGETS:
+        for name in _LORA_TARGETS:
             proj = getattr(layer.self_attn, name, None)
             if proj is None:
                 raise ConfigError(

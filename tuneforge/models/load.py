@@ -6,12 +6,16 @@ GGUF sources are converted once into a cached HF folder (`tuneforge.models.gguf`
 after `resolve_model_source` deals with HF folders or hub ids only. The method's `load_kwargs`
 (e.g. a 4-bit quantization config) are passed to ``from_pretrained`` here; its `apply` runs later,
 in `tuneforge.models.wrap`.
+
+A model's own Python code runs only with ``trust_remote_code`` true in the `ModelConfig` given here;
+callers set it from the command's ``--trust-remote-code`` (`check_remote_code` refuses a file that
+asks for it alone). Weight files are checked for truncation before transformers reads them.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib.util
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +24,40 @@ from typing import Any
 import torch
 
 from tuneforge.config.schema import ModelConfig
-from tuneforge.errors import ModelError
+from tuneforge.errors import ConfigError, ModelError
 from tuneforge.models.gguf import ensure_converted
 
 PACKAGE_PREFIX = "package:"
+
+
+def check_remote_code(value_from_file: bool, asked: bool, source: str) -> None:
+    """Refuse when a file (``source``) turns on model.trust_remote_code but the person running the
+    command did not ask for it there: a shared config or run folder never runs code by itself."""
+    if value_from_file and not asked:
+        raise ConfigError(
+            f"{source} sets model.trust_remote_code: true; remote code runs only when you ask for it: "
+            "add --trust-remote-code to this command"
+        )
+
+
+def check_weight_files(folder: str | Path) -> None:
+    """A ModelError naming the first truncated .safetensors file in ``folder`` (its header promises
+    more bytes than the file holds); transformers would fail with a traceback instead."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.safetensors")):
+        size = path.stat().st_size
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+                length = int.from_bytes(head, "little") if len(head) == 8 else -1
+                header = json.loads(f.read(length)) if 0 < length <= size - 8 else None
+            ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"] if header else []
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise ModelError.damaged(path, "its header cannot be read") from None
+        if header is None or 8 + length + max(ends, default=0) > size:
+            raise ModelError.damaged(path, f"{size} bytes, fewer than its header describes")
 
 
 def resolve_model_source(cfg: ModelConfig) -> str:
@@ -94,7 +128,7 @@ def load_tokenizer(cfg: ModelConfig):
                 f"the tokenizer of {cfg.name_or_path!r} has neither a pad nor an eos token; add a pad_token "
                 "to its tokenizer_config.json"
             )
-        # Padding positions carry label -100 and attention mask 0 (tuneforge.trainer.pad_collate), so
+        # Padding positions carry label -100 and attention mask 0 (tuneforge.data.collate.pad_collate), so
         # the pad id is never trained on nor attended to; eos exists in every causal-LM tokenizer,
         # while adding a new token would resize the embeddings.
         tokenizer.pad_token = tokenizer.eos_token
@@ -108,9 +142,12 @@ def load_model(cfg: ModelConfig, method_cfg: Any, auto_class: Any = None, **extr
     from transformers import AutoModelForCausalLM
 
     from tuneforge.methods import METHODS
+    from tuneforge.threads import announce
 
+    announce()  # the CPU threads the command chose at its start, said once
     method = METHODS.get(method_cfg.name)
     source = resolve_model_source(cfg)
+    check_weight_files(source)
     kwargs: dict[str, Any] = {"dtype": "auto" if cfg.dtype == "auto" else getattr(torch, cfg.dtype)}
     kwargs.update(_source_kwargs(cfg))
     if cfg.attn_implementation:
@@ -134,50 +171,6 @@ def keep_4bit_layers_exact(model: torch.nn.Module) -> None:
     for module in model.modules():
         if hasattr(module, "support_avx512bf16_for_cpu"):
             module.support_avx512bf16_for_cpu = False
-
-
-def model_from_state_dict(config, state_dict: dict[str, torch.Tensor], dtype: torch.dtype):
-    """A plain (unquantized) transformers model of ``config`` holding ``state_dict``.
-
-    Used where a loaded model cannot be saved as is (GGUF-loaded, 4-bit merged). Weights are not
-    randomly initialised first: the state dict overwrites them anyway, and for large models the
-    initialisation would take longer than the copy.
-    """
-    model = _build_and_fill(config, state_dict, dtype)
-    if model is None and getattr(config, "tie_word_embeddings", False):
-        # a separately trained head (e.g. lora modules_to_save=[lm_head]) no longer equals the embeddings
-        config = copy.deepcopy(config)
-        config.tie_word_embeddings = False
-        model = _build_and_fill(config, state_dict, dtype)
-    if model is None:
-        raise RuntimeError(f"the state dict does not fit {config.architectures or config.model_type}")
-    return model.eval()
-
-
-def _build_and_fill(config, state_dict: dict[str, torch.Tensor], dtype: torch.dtype):
-    from transformers import AutoModelForCausalLM
-
-    try:
-        from transformers.initialization import no_init_weights
-    except ImportError:  # older transformers kept it here
-        from transformers.modeling_utils import no_init_weights
-
-    with no_init_weights():
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    _, unexpected = model.load_state_dict(state_dict, strict=False)
-    model.tie_weights()  # skipped by no_init_weights, done by init otherwise
-    own = model.state_dict()
-    loaded = {own[k].data_ptr() for k in state_dict if k in own}
-    # a key may be missing when it is tied to a loaded one (lm_head sharing the embeddings)
-    untied_missing = [k for k in own if k not in state_dict and own[k].data_ptr() not in loaded]
-    if unexpected or untied_missing:
-        raise RuntimeError(
-            f"state dict does not fit {type(model).__name__}: missing {untied_missing}, "
-            f"unexpected {unexpected}"
-        )
-    if not all(torch.equal(own[k], v.to(own[k].device, own[k].dtype)) for k, v in state_dict.items()):
-        return None  # tying overwrote a weight that differs from its partner
-    return model
 
 
 def _resolve_folder(path: Path, gguf_file: str | None) -> str:
@@ -215,8 +208,15 @@ def _source_kwargs(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def _from_source(load: Callable, cfg: ModelConfig, source: str, **kwargs):
+    from safetensors import SafetensorError
+
     try:
         return load(source, **kwargs)
+    except SafetensorError as e:  # damage the header check cannot see
+        raise ModelError(
+            f"a weight file of {cfg.name_or_path!r} ({source}) is damaged or incomplete "
+            f"({' '.join(str(e).split())}); re-download or re-export it"
+        ) from e
     except (OSError, ValueError) as e:
         detail = " ".join(str(e).split())
         if Path(source).exists():

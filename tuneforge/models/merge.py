@@ -68,7 +68,7 @@ def _is_bnb_quantized(model: nn.Module) -> bool:
 
 
 def _merge_into_dequantized(model) -> nn.Module:
-    from tuneforge.models.load import model_from_state_dict
+    from tuneforge.models.state_dict import model_from_state_dict
 
     base = model.get_base_model()
     config = copy.deepcopy(base.config)

@@ -59,3 +59,31 @@ def _logical_numel(p: torch.Tensor) -> int:
     state = getattr(p, "quant_state", None)
     shape = getattr(state, "shape", None)
     return int(torch.Size(shape).numel()) if shape is not None else p.numel()
+
+
+def method_shares(model_path: str) -> dict[str, str]:
+    """Each method's trainable / total parameters on the model, with the method's default config.
+    The model loads once; each method gets a fresh copy (a quantizing method loads its own)."""
+    import copy
+
+    from tuneforge.config.schema import ModelConfig
+    from tuneforge.errors import TuneforgeError
+    from tuneforge.methods import METHODS
+    from tuneforge.models.load import load_model
+
+    model_cfg = ModelConfig(name_or_path=model_path)
+    base = None
+    out = {}
+    for name in METHODS.names():
+        cfg = METHODS.get(name).Config()
+        try:
+            if METHODS.get(name).load_kwargs(cfg):  # e.g. qlora quantizes while loading
+                model = load_model(model_cfg, cfg)
+            else:
+                base = base if base is not None else load_model(model_cfg, cfg)
+                model = copy.deepcopy(base)
+            trainable, total = count_parameters(wrap(model, cfg))
+            out[name] = f"{trainable:>13,} of {total:,} ({100 * trainable / total:6.2f}%)"
+        except TuneforgeError as e:
+            out[name] = f"n/a ({e})"
+    return out

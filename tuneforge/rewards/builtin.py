@@ -1,7 +1,7 @@
 """Built-in reward functions for `grpo` and `ppo` (named in ``stage.reward_funcs``), in TRL's reward-function shape:
 ``f(completions, answer, **kwargs) -> list[float | None]``, one reward per completion.
 
-Answers are scored with `tuneforge.metrics` (the same rules as `compare`), so a GRPO run optimises what
+Answers are scored with `tuneforge.eval.metrics` (the same rules as `compare`), so a GRPO run optimises what
 the before/after report measures. ``None`` means "no reference answer for this prompt": TRL then leaves
 that function out of the sum for that completion.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from tuneforge.metrics import contains as _contains
-from tuneforge.metrics import exact_match as _exact_match
+from tuneforge.eval.metrics import contains as _contains
+from tuneforge.eval.metrics import exact_match as _exact_match
 
 
 def exact_match(completions: list[str], answer: list[str | None], **kwargs) -> list[float | None]:

@@ -2,21 +2,21 @@
 (and the reference answer when the data has one) and scored from 0 to 10; the reward is score / 10.
 
 The judge is either an OpenAI-compatible endpoint (``judge: http://host:port/v1``, the API key from the
-environment variable ``api_key_env`` when set) or a local causal-LM folder; `tuneforge.judge`, the client
-the `judge` eval task uses too, gets the replies.
-The score is the last number in the judge's reply (`tuneforge.metrics.extract_number`); a reply without a
+environment variable ``api_key_env``: a name ending in _API_KEY, or one listed in
+$TUNEFORGE_ALLOWED_KEY_ENV) or a local causal-LM folder; `tuneforge.inference.judge`, the client the
+`judge` eval task uses too, gets the replies.
+The score is the last number in the judge's reply (`tuneforge.eval.metrics.extract_number`); a reply without a
 number gives None (the judge's reward is left out for that completion) and is counted in a warning.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 
-from tuneforge import judge as client
 from tuneforge.errors import ConfigError, ModelError, TrainingError
-from tuneforge.metrics import extract_number
+from tuneforge.eval.metrics import extract_number
+from tuneforge.inference import judge as client
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,12 @@ def make_judge(spec, where: str) -> Callable:
         raise ConfigError(
             f"{where}.judge_prompt: bad placeholder {e}; use {{question}}, {{answer}}, {{completion}}"
         ) from e
+    key_where = f"{where}.api_key_env"
     if spec.judge.startswith(("http://", "https://")):
-        endpoint, model, key = spec.judge.rstrip("/"), spec.judge_model, os.environ.get(spec.api_key_env)
+        endpoint, model, key_env = spec.judge.rstrip("/"), spec.judge_model, spec.api_key_env
+        client.check_key_env(key_env, key_where)  # now, so a wrong name stops the run before training
     else:
-        endpoint, model, key = None, spec.judge, None
+        endpoint, model, key_env = None, spec.judge, None
         try:
             client.load_local(model)  # now, so a wrong folder stops the run before training
         except ModelError as e:
@@ -59,7 +61,13 @@ def make_judge(spec, where: str) -> Callable:
         ]
         try:
             replies = client.ask(
-                prompts, endpoint=endpoint, model=model, api_key=key, max_tokens=MAX_TOKENS, timeout=TIMEOUT_S
+                prompts,
+                endpoint=endpoint,
+                model=model,
+                api_key_env=key_env,
+                where=key_where,
+                max_tokens=MAX_TOKENS,
+                timeout=TIMEOUT_S,
             )
         except ModelError as e:  # during training: a TrainingError, one line like every reward failure
             raise TrainingError(str(e)) from e

@@ -1,4 +1,4 @@
-"""One reward per completion from the rewards `tuneforge.rewards.build_rewards` made, for a stage that runs
+"""One reward per completion from the rewards `tuneforge.rewards.build.build_rewards` made, for a stage that runs
 its own loop (`ppo`). `grpo` hands the same functions to TRL's GRPOTrainer, which combines them the same
 way; this module keeps the two stages' rewards, and their names in the logs, equal:
 

@@ -33,7 +33,7 @@ def build_server(
     backend_instance=None,
 ):
     """The Starlette app and its engine, with the model loaded."""
-    from tuneforge.serve.backends import create_backend
+    from tuneforge.serve.choose import create_backend
 
     engine = Engine(
         backend_instance or create_backend(backend, catalog),
@@ -43,13 +43,12 @@ def build_server(
     return create_app(catalog, engine, limits or Limits()), engine
 
 
-def _uvicorn_config(app, host: str, port: int, max_concurrency: int, max_queue: int, log_level: str):
+def _uvicorn_config(app, host: str, port: int, log_level: str):
     import uvicorn
 
-    # uvicorn answers 503 past this many open connections: a second bound, ahead of the engine's 429
-    connections = 2 * (max_concurrency + max_queue) + 16
+    # no limit_concurrency: past it uvicorn sends bare 503s, ahead of the engine's JSON 429 + Retry-After
     return uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, limit_concurrency=connections, lifespan="on"
+        app, host=host, port=port, log_level=log_level, limit_concurrency=None, lifespan="on"
     )
 
 
@@ -85,9 +84,7 @@ def start_server(app, engine: Engine, *, host: str = "127.0.0.1", port: int = 0)
     import uvicorn
 
     port = port or free_port(host)
-    server = uvicorn.Server(
-        _uvicorn_config(app, host, port, engine.max_concurrency, engine.max_queue, "warning")
-    )
+    server = uvicorn.Server(_uvicorn_config(app, host, port, "warning"))
     thread = threading.Thread(target=server.run, name="tuneforge-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -122,7 +119,7 @@ def serve(
     )
     ids = ", ".join(catalog.models)
     log.info("serving %s at http://%s:%d/v1 (backend %s)", ids, host, port, engine.backend.name)
-    uvicorn.Server(_uvicorn_config(app, host, port, max_concurrency, max_queue, "info")).run()
+    uvicorn.Server(_uvicorn_config(app, host, port, "info")).run()
 
 
 def _is_loopback(host: str) -> bool:

@@ -12,6 +12,7 @@ Every failure is an OpenAI-shaped JSON error with one line of text; stack traces
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hmac
@@ -72,8 +73,10 @@ def create_app(catalog: Catalog, engine: Engine, limits: Limits) -> Starlette:
     def authorize(request: Request) -> None:
         if limits.api_key is None:
             return
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), limits.api_key.encode()):
+        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer":  # auth schemes are case-insensitive (RFC 7235)
+            given = ""
+        if not hmac.compare_digest(given.strip().encode(), limits.api_key.encode()):
             raise APIError(
                 401,
                 "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
@@ -145,7 +148,7 @@ def create_app(catalog: Catalog, engine: Engine, limits: Limits) -> Starlette:
         if req.stream:
             include_usage = bool((req.stream_options or {}).get("include_usage"))
             return _sse(_chat_chunks(job, meta, len(ids), tools is not None, include_usage), job)
-        text = await _collect(job)
+        text = await _collect(job, request)
         content, calls = parse_tool_calls(text) if tools else (text, [])
         message = {"role": "assistant", "content": content if (content or not calls) else None}
         if calls:
@@ -169,7 +172,7 @@ def create_app(catalog: Catalog, engine: Engine, limits: Limits) -> Starlette:
         meta = {"id": new_id("cmpl"), "created": int(time.time()), "model": model.id}
         if req.stream:
             return _sse(_completion_chunks(job, meta), job)
-        text = await _collect(job)
+        text = await _collect(job, request)
         choice = {"index": 0, "text": text, "finish_reason": _finish(job, []), "logprobs": None}
         return JSONResponse(
             {"object": "text_completion", **meta, "choices": [choice], "usage": _usage(job, len(ids))}
@@ -238,7 +241,7 @@ def _chat_prompt(model: ServedModel, messages: list[dict], tools: list[dict] | N
 def _generation(
     req, model: ServedModel, ids: list[int], max_new: int, tokenizer, stop_ids=None
 ) -> Generation:
-    from tuneforge.generate import stop_token_ids
+    from tuneforge.inference.generate import stop_token_ids
 
     return Generation(
         prompt_ids=ids,
@@ -252,11 +255,22 @@ def _generation(
     )
 
 
-async def _collect(job: Job) -> str:
+async def _collect(job: Job, request: Request | None = None) -> str:
+    """The whole answer; with ``request``, the generation stops as soon as that client hangs up."""
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(request, job)) if request else None
     try:
         return "".join([piece async for piece in job.pieces()])
     finally:
+        if watcher:
+            watcher.cancel()
         job.cancel.set()  # no-op when finished; stops the work if the client went away
+
+
+async def _cancel_on_disconnect(request: Request, job: Job) -> None:
+    # the body is read by now, so the next ASGI message is the disconnect (or nothing until we answer)
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    job.cancel.set()
 
 
 def _finish(job: Job, calls: list) -> str:

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tuneforge.errors import ConfigError
 from tuneforge.serve.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -90,9 +89,10 @@ class TransformersBackend:
     def __init__(self, catalog: Catalog):
         from transformers import AutoTokenizer
 
-        from tuneforge.models.load import load_model
+        from tuneforge.models.load import check_weight_files, load_model
 
-        self.tokenizer = AutoTokenizer.from_pretrained(catalog.tokenizer_dir)
+        trust = catalog.model.trust_remote_code  # the command's --trust-remote-code (see catalog)
+        self.tokenizer = AutoTokenizer.from_pretrained(catalog.tokenizer_dir, trust_remote_code=trust)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         method = catalog.method
@@ -105,6 +105,8 @@ class TransformersBackend:
             from peft import PeftModel
 
             names = list(catalog.adapters)
+            for folder in catalog.adapters.values():
+                check_weight_files(folder)
             model = PeftModel.from_pretrained(model, catalog.adapters[names[0]], adapter_name=names[0])
             for name in names[1:]:
                 model.load_adapter(catalog.adapters[name], adapter_name=name)
@@ -185,34 +187,3 @@ def _context_length(config) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
-
-
-def vllm_available() -> tuple[bool, str]:
-    """Whether the vLLM backend can run here, and if not, why (for the error message)."""
-    import importlib.util
-
-    if importlib.util.find_spec("vllm") is None:
-        return False, "vLLM is not installed (pip install vllm, on a machine with a CUDA GPU)"
-    import torch
-
-    if not torch.cuda.is_available():
-        return False, "vLLM is installed but no CUDA GPU is visible"
-    return True, ""
-
-
-def create_backend(kind: str, catalog: Catalog):
-    """The backend named by ``--backend``: transformers, vllm, or auto (vllm where it can run)."""
-    if kind == "auto":
-        ok, why = vllm_available()
-        kind = "vllm" if ok else "transformers"
-        log.info("backend: %s%s", kind, "" if ok else f" ({why})")
-    if kind == "transformers":
-        return TransformersBackend(catalog)
-    if kind == "vllm":
-        ok, why = vllm_available()
-        if not ok:
-            raise ConfigError(f"--backend vllm: {why}; use --backend transformers (the default here)")
-        from tuneforge.serve.vllm_backend import VLLMBackend
-
-        return VLLMBackend(catalog)
-    raise ConfigError(f"--backend {kind!r}: choose auto, transformers or vllm")

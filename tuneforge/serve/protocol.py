@@ -2,7 +2,8 @@
 OpenAI's ``{"error": {...}}`` shape, and tool calls parsed back out of generated text.
 
 Requests are parsed here (not by a web framework) so every bad request becomes a one-line 400 that
-names the field, never a stack trace. Unknown fields are ignored, as OpenAI's clients send optional
+names the field, never a stack trace: that includes bodies nested past `MAX_DEPTH`, strings holding
+lone UTF-16 surrogates (which no tokenizer can encode) and seeds outside 64 bits. Unknown fields are ignored, as OpenAI's clients send optional
 ones freely; fields we cannot honour (n > 1, penalties) are refused rather than silently ignored.
 """
 
@@ -14,6 +15,9 @@ import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MAX_DEPTH = 64  # nesting levels of a request body; OpenAI bodies (tool schemas included) need far fewer
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class APIError(Exception):
@@ -45,7 +49,7 @@ class _Request(BaseModel):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # what torch and vLLM seed with
     stream: bool = False
     n: int = 1
     frequency_penalty: float = 0.0
@@ -72,6 +76,18 @@ class ChatRequest(_Request):
     tool_choice: str | dict[str, Any] | None = None
     stream_options: dict[str, Any] | None = None
 
+    def check_supported(self) -> None:
+        super().check_supported()
+        for i, m in enumerate(self.messages):
+            # OpenAI allows a null content only on an assistant message that calls tools
+            if m.get("content") is None and not (m.get("role") == "assistant" and m.get("tool_calls")):
+                raise APIError(
+                    400,
+                    f"messages[{i}].content is null; give the message's text (only an assistant message "
+                    "with tool_calls may leave it out)",
+                    param=f"messages[{i}].content",
+                )
+
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
@@ -91,17 +107,52 @@ class CompletionRequest(_Request):
 def parse(model: type[BaseModel], raw: bytes) -> Any:
     """The request body as ``model``, or a 400 naming the first bad field."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except ValueError as e:
         raise APIError(400, f"the request body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise APIError(400, _too_deep()) from None
     if not isinstance(data, dict):
         raise APIError(400, "the request body must be a JSON object")
+    _check_tree(data)
     try:
         return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "body"
         raise APIError(400, f"{where}: {err['msg']}", param=where) from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _too_deep() -> str:
+    return f"the request body nests deeper than {MAX_DEPTH} levels; send a flatter JSON object"
+
+
+def _check_tree(data: dict) -> None:
+    """Refuse what would fail later, deep inside validation, templating or tokenization."""
+    stack: list[tuple[Any, int, tuple]] = [(data, 1, ())]
+    while stack:
+        value, depth, path = stack.pop()
+        if depth > MAX_DEPTH:
+            raise APIError(400, _too_deep())
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+                raise APIError(
+                    400,
+                    f"{where or 'body'}: holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without "
+                    "its pair); send valid Unicode text",
+                    param=where or None,
+                )
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                stack.append((key, depth, path))
+                stack.append((item, depth + 1, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, (*path, i)) for i, item in enumerate(value))
 
 
 def new_id(prefix: str) -> str:

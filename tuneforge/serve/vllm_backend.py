@@ -30,9 +30,15 @@ class VLLMBackend:
                 "--backend vllm serves LoRA adapters over a float base; for a qlora run use "
                 "--backend transformers, or export it with `tuneforge export RUN --merge OUT`"
             )
-        self.tokenizer = AutoTokenizer.from_pretrained(catalog.tokenizer_dir)
+        trust = catalog.model.trust_remote_code  # the command's --trust-remote-code (see catalog)
+        self.tokenizer = AutoTokenizer.from_pretrained(catalog.tokenizer_dir, trust_remote_code=trust)
         source = resolve_model_source(catalog.model)
-        self.llm = LLM(model=source, tokenizer=catalog.tokenizer_dir, enable_lora=bool(catalog.adapters))
+        self.llm = LLM(
+            model=source,
+            tokenizer=catalog.tokenizer_dir,
+            enable_lora=bool(catalog.adapters),
+            trust_remote_code=trust,
+        )
         self.adapter_ids = {name: i + 1 for i, name in enumerate(catalog.adapters)}
         self.adapter_dirs = {name: str(path) for name, path in catalog.adapters.items()}
         self.context_length = self.llm.llm_engine.model_config.max_model_len

@@ -1,4 +1,4 @@
-"""Next-token loss without the [tokens x vocab] logits (`train.chunked_cross_entropy`).
+"""Next-token loss without the [tokens x vocab] logits (`speed.chunked_cross_entropy`).
 
 The causal LM's forward is replaced, on this one model instance, by: run the decoder, keep the
 hidden states of the positions that have a target (label != -100 after the shift), and compute the
@@ -83,7 +83,7 @@ _BUFFERS: dict[int, torch.Tensor] = {}  # id(head weight) -> its logits buffer, 
 def _logits_buffer(weight: torch.Tensor, rows: int) -> torch.Tensor:
     """A float32 [rows x vocab] buffer for the logits, kept per head weight (and freed with it) and
     reused by every chunk of every step: a fresh one is beyond malloc's heap (100 MB for SmolLM2),
-    so the system would map and zero new pages for each chunk, a third of the loss's time."""
+    so the system would map and zero new pages for each chunk."""
     key = id(weight)
     buffer = _BUFFERS.get(key)
     if buffer is None or buffer.shape[0] < rows or buffer.device != weight.device:

@@ -1,19 +1,11 @@
-"""Transparent huge pages for big CPU tensors: `train.huge_pages`, set by the `tuneforge train`
-process before anything is allocated (`set_at_process_start`, called by `tuneforge.cli.main`; the
-benchmark does the same) and checked when `tuneforge.train.run_training` starts.
+"""Transparent huge pages for big CPU tensors (`speed.huge_pages`): set by the `tuneforge train`
+process start (`tuneforge.commands.train.start_process`) and checked, never changed, by the run.
 
 PyTorch puts CPU allocations of 2 MiB and more in memory advised for 2 MiB transparent huge pages
-(``madvise(MADV_HUGEPAGE)``) when the environment has ``THP_MEM_ALLOC_ENABLE=1``. An activation of
-SmolLM2 then spans a few dozen pages instead of thousands: fewer TLB misses in the matrix multiplies
-and elementwise passes, and one page fault per 2 MiB when the process takes fresh memory. On this
-repository's 2-core VM that is about a tenth more tokens per second (docs/speed.md). The numbers
-computed are the same; only where the memory lies changes.
-
-PyTorch reads the variable once, at its first CPU allocation, and importing peft or bitsandbytes
-(which loading a config does) already allocates. So the `tuneforge train` process (also each
-candidate of `tuneforge sweep`, which runs as one) sets it first thing (`set_at_process_start`, from a plain read of the config file and the
-``key=value`` arguments), and `enable_huge_pages` checks at the start of the run that it took; in
-a process that had allocated before (a test session, a notebook) it says it could not.
+(``madvise(MADV_HUGEPAGE)``) when the environment has ``THP_MEM_ALLOC_ENABLE=1``: fewer TLB misses
+and page faults, the same numbers computed. PyTorch reads the variable once, at its first CPU
+allocation, and importing peft or bitsandbytes already allocates, so only a process that sets it
+before those imports gets them; a run inside another process (a notebook, a test session) says so.
 """
 
 from __future__ import annotations
@@ -67,50 +59,39 @@ def offered() -> bool:
     return kernel_mode() in ("always", "madvise")
 
 
-def set_at_process_start(argv: list[str]) -> None:
-    """First thing in a `tuneforge train` process: set THP_MEM_ALLOC_ENABLE=1 unless
-    the environment has it already, the kernel offers no huge pages, or the config (its file and
-    ``key=value`` arguments, read unvalidated; the run validates them) says train.huge_pages false."""
-    if argv[:1] != ["train"] or ENV in os.environ or not offered():
+def set_at_process_start(speed: dict) -> None:
+    """First thing in a `tuneforge train` process: set THP_MEM_ALLOC_ENABLE=1 unless the environment
+    has it already, the kernel offers no huge pages, or the raw ``speed`` section says huge_pages false."""
+    if ENV in os.environ or not offered() or speed.get("huge_pages") is False:
         return
-    from tuneforge.config.raw import read_raw
-
-    words = [a for a in argv[1:] if not a.startswith("-")]
-    path = words[0] if words and "=" not in words[0] else None
-    try:
-        train = read_raw(path, [w for w in words if "=" in w]).get("train")
-    except ConfigError:
-        train = None  # loading the config reports it
-    if not (isinstance(train, dict) and train.get("huge_pages") is False):
-        os.environ[ENV] = "1"
+    os.environ[ENV] = "1"
 
 
-def enable_huge_pages(want: bool | None) -> tuple[bool, str]:
-    """Turn huge pages on for this process's CPU tensors (``want`` None: wherever the kernel offers
-    them; True: refuse where they cannot be had; False: leave alone). Returns (on, why not)."""
+def check_huge_pages(want: bool | None) -> tuple[bool, str]:
+    """Whether CPU tensors lie in huge pages in this process (``want`` True: refuse where they do not;
+    a run never changes the setting itself). Returns (on, why not)."""
     if want is False:
         if os.environ.get(ENV) == "1" and in_effect():  # the user's own environment
-            return True, f"train.huge_pages=false, but {ENV}=1 in the environment keeps them on"
+            return True, f"speed.huge_pages=false, but {ENV}=1 in the environment keeps them on"
         return False, ""
     if not offered():
         mode = kernel_mode()
         if want:
             raise ConfigError(
-                f"train.huge_pages=true, but this system offers no transparent huge pages (kernel mode "
+                f"speed.huge_pages=true, but this system offers no transparent huge pages (kernel mode "
                 f"{mode or 'unknown'}, {THP_MODE}); set it to null or false"
             )
         return False, f"huge pages off: the kernel's transparent huge page mode is {mode or 'unknown'}"
-    os.environ.setdefault(ENV, "1")
     if in_effect():
         return True, ""
     why = (
         f"{ENV}={os.environ[ENV]} in the environment"
-        if os.environ[ENV] != "1"
-        else "PyTorch allocated memory before the run started, and reads the setting only then"
+        if os.environ.get(ENV, "1") != "1"
+        else "they are set when the `tuneforge train` process starts, and this process did not start so"
     )
     if want:
         raise ConfigError(
-            f"train.huge_pages=true, but huge pages could not be turned on ({why}); start the run with "
+            f"speed.huge_pages=true, but huge pages are not on ({why}); start the run with "
             f"`tuneforge train`, or set {ENV}=1 in the environment before Python starts"
         )
     return False, f"huge pages off: {why}"

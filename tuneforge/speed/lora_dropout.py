@@ -1,17 +1,17 @@
-"""LoRA dropout without its copies: `train.fused_lora_dropout`, applied by `tuneforge.speed.setup`.
+"""LoRA dropout without its copies: `speed.fused_lora_dropout`, applied by `tuneforge.speed.setup`.
 
 PEFT computes ``lora_B(lora_A(dropout(x)))``. Autograd then keeps, for every adapted layer, the
 dropout's float mask and the dropped copy of ``x`` (what ``lora_A`` needs for its gradient): eight
-bytes per input element per layer, although q, k and v (and gate and up) all read the same ``x``.
-On SmolLM2 with seven targets that is more than half of the saved activations, and building those
-tensors a fifth of the step.
+bytes per input element per layer, although q, k and v (and gate and up) all read the same ``x``;
+with LoRA on every projection that is a large part of the saved activations, and of the step's
+passes over memory.
 
 Here dropout and ``lora_A`` are one autograd function that keeps ``x`` itself (shared by the layers
 that read it), which elements were dropped, and ``lora_A``'s weight; the dropped input is rebuilt
 in backward. Each element is dropped independently with probability ``p`` and kept values are
 scaled by 1 / (1 - p), as dropout does. On the CPU the dropped positions are drawn directly, as the
-gaps between drops (geometric with parameter ``p``, by inverting one uniform double each: a third of
-the time of ``geometric_``), and kept as int32 flat positions: 4p bytes per element (0.2 at
+gaps between drops (geometric with parameter ``p``, by inverting one uniform double each, which is
+cheaper than ``geometric_``), and kept as int32 flat positions: 4p bytes per element (0.2 at
 p = 0.05), and zeroing them in a copy or a gradient touches only those elements, where a mask is a
 full pass. On other devices a one-byte keep mask is drawn, one uniform draw per element.
 

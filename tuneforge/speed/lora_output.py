@@ -1,13 +1,12 @@
 """LoRA's up-projection, scaling and sum with the base output as one matrix multiply-add:
-`train.fused_lora_output`, applied by `tuneforge.speed.setup`.
+`speed.fused_lora_output`, applied by `tuneforge.speed.setup`.
 
 PEFT computes a LoRA layer as ``result + lora_B(lora_A(dropout(x))) * scaling``: after the small
 ``lora_B`` product, a multiplication and an addition each read and write a full
 ``[tokens x out_features]`` tensor, and backward multiplies the incoming gradient by the scaling on
-that full size again. On SmolLM2 these passes over memory took about a fifth of a LoRA step on this
-CPU. Here the same sum is ``result.addmm_(a, lora_B.weight.T, alpha=scaling)``: one pass, in
-place in the base output (which the base Linear does not keep for backward), the scaling applied
-inside the multiply (and, in backward, to the small ``[tokens x r]`` gradient).
+that full size again. Here the same sum is ``result.addmm_(a, lora_B.weight.T, alpha=scaling)``:
+one pass, in place in the base output (which the base Linear does not keep for backward), the
+scaling applied inside the multiply (and, in backward, to the small ``[tokens x r]`` gradient).
 The sum is the same up to float rounding (`tests/invariance/test_lora_output.py`).
 
 Only plain LoRA layers (PEFT's ``lora.Linear`` over an ``nn.Linear``; no DoRA or other variant, no
@@ -41,8 +40,8 @@ def _fused_forward(layer: nn.Module, x: torch.Tensor, *args, **kwargs) -> torch.
         return (result + layer.lora_B[name](a) * layer.scaling[name]).view(*lead, -1)
     # in place: the base output is not kept for backward (a Linear keeps its input), so adding into
     # it saves writing a fresh [tokens x out_features] tensor. B^T is made row-major (a copy of
-    # r x out_features numbers): autograd then computes B's gradient as a^T @ grad, twice as fast
-    # on the CPU as the (grad^T @ a)^T it picks for a transposed view
+    # r x out_features numbers): autograd then computes B's gradient as a^T @ grad, faster on the
+    # CPU than the (grad^T @ a)^T it picks for a transposed view
     return result.addmm_(a, b.t().contiguous(), alpha=layer.scaling[name]).view(*lead, -1)
 
 

@@ -1,5 +1,5 @@
 """RMSNorm layers that keep their input for backward and nothing of the size of the activations
-else: `train.fused_rmsnorm`, applied by `tuneforge.speed.setup`.
+else: `speed.fused_rmsnorm`, applied by `tuneforge.speed.setup`.
 
 Llama-style norms compute ``weight * (x * rsqrt(mean(x^2) + eps))``. Autograd keeps ``x`` and,
 when the weight is trained, also the normalised ``x * rsqrt(...)``: two [tokens x hidden] tensors

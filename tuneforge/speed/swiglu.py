@@ -1,12 +1,12 @@
-"""SwiGLU MLPs that keep two tensors for backward instead of three: `train.fused_swiglu`, applied
+"""SwiGLU MLPs that keep two tensors for backward instead of three: `speed.fused_swiglu`, applied
 by `tuneforge.speed.setup`.
 
 Llama-style MLPs compute ``down(silu(gate(x)) * up(x))``. Autograd keeps ``gate(x)`` (for SiLU's
 backward), ``silu(gate(x))`` and ``up(x)`` (for the product's): three tensors of the intermediate
-size per token and layer, a third of everything SmolLM2 keeps for backward. Here SiLU and the
-product are one autograd function that keeps ``gate(x)`` and ``up(x)`` and recomputes SiLU in
-backward, which costs one elementwise pass and gives bitwise the same gradients (the same ATen
-kernels in the same order; `tests/invariance/test_swiglu.py`). When ``down`` is a trained plain
+size (the widest in the layer) per token and layer. Here SiLU and the product are one autograd
+function that keeps ``gate(x)`` and ``up(x)`` and recomputes SiLU in backward, which costs one
+elementwise pass and gives bitwise the same gradients (the same ATen kernels in the same order;
+`tests/invariance/test_swiglu.py`). When ``down`` is a trained plain
 Linear (full fine-tuning), it joins the function too: its weight gradient needs the product, which
 is then recomputed in backward instead of kept, a second [tokens x intermediate] tensor less.
 

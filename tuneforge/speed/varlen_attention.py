@@ -1,7 +1,7 @@
-"""Per-sample causal attention for padding-free rows (`train.varlen_attention`).
+"""Per-sample causal attention for padding-free rows (`speed.varlen_attention`).
 
 Where it sits: `tuneforge.speed.setup.apply_speedups` switches a padding-free model's attention to
-the function below, and `tuneforge.speed.collate.packed_collate` adds each batch's sample bounds
+the function below, and `tuneforge.data.collate.packed_collate` adds each batch's sample bounds
 (``packed_segments``) to the batch, which the model passes down to every attention call.
 
 Why: for a row of packed samples, transformers' sdpa path builds a block-diagonal causal mask from

@@ -1,43 +1,32 @@
-"""Shared pieces of stage configs (every stage's base; the reward fields `grpo` and `ppo` share) and the
-causal-LM trainer that `sft` and `pt` both build."""
+"""What the stages share at run time: their `speed:` declarations (`tuneforge.speed.support`), the prompt
+data of grpo and ppo, and the causal-LM trainer that `sft` and `pt` both build (their configs' base
+is in `tuneforge.stages._config`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from tuneforge.rewards import RewardConfig
+from tuneforge.speed.support import CAUSAL_LM, StageSpeed
 
 if TYPE_CHECKING:
-    from tuneforge.train import TrainContext
-    from tuneforge.trainer import TuneforgeTrainer
+    from tuneforge.training.build import TrainContext
+    from tuneforge.training.trainer import TuneforgeTrainer
 
 
-class StageConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class RewardedStageConfig(StageConfig):
-    """What a stage that samples from prompts and scores the samples (grpo, ppo) is told about rewards."""
-
-    reward_funcs: list[RewardConfig] = Field(
-        min_length=1,
-        description="Rewards summed per sampled completion: built-ins (exact_match, contains, format, length), "
-        "'FILE.py:FUNCTION', {model: FOLDER} (a reward model or an rm run folder) or {judge: URL-or-FOLDER}; "
-        "each may carry a weight.",
-    )
-    answer_column: str | None = Field(
-        None,
-        description="Column holding the reference answer passed to rewards as `answer` "
-        "(default: the row's last assistant turn, e.g. alpaca's output).",
-    )
-
-    @model_validator(mode="after")
-    def _weights(self):
-        if all(r.weight == 0 for r in self.reward_funcs):
-            raise ValueError("every reward has weight 0; give at least one a non-zero weight")
-        return self
+# the `speed:` batch switches of the stages that train on rendered ids + labels (sft, pt, distill's
+# sequence mode): our collator, sampler and chunked loss
+CAUSAL_LM_SPEED = CAUSAL_LM
+# the pair / unpaired stages on TRL's trainers: their collators pad, so padding-free runs inside the
+# decoder; packing would put a pair's sides in different rows
+PAIR_SPEED = StageSpeed(
+    padding_free="unpad",
+    varlen_attention=True,
+    longest_first=True,
+    group_by_length=True,
+    why_not="a preference sample's sides are scored against each other, so samples are not packed into rows",
+)
+# the stages that generate their own batches (grpo, ppo, distill's token mode)
+GENERATING_SPEED = StageSpeed(why_not="it generates its batches while training and orders its prompts itself")
 
 
 def prepare_prompt_data(cfg, tokenizer, template, sample_kind: str):
@@ -48,14 +37,12 @@ def prepare_prompt_data(cfg, tokenizer, template, sample_kind: str):
 
 
 def build_causal_lm_trainer(ctx: TrainContext) -> TuneforgeTrainer:
-    """Next-token loss on the renderer's labels; the speed switches of `train:` applied
-    (`tuneforge.speed.setup`: chunked loss, padding-free or packed rows, else padding to the
-    longest sample of each batch)."""
-    from tuneforge.speed.collate import pack_dataset
-    from tuneforge.speed.setup import apply_speedups
-    from tuneforge.trainer import TuneforgeTrainer
+    """Next-token loss on the renderer's labels, batched as the speed plan says (padding-free or
+    packed rows, else padding to the longest sample of each batch)."""
+    from tuneforge.data.collate import pack_dataset
+    from tuneforge.training.trainer import TuneforgeTrainer
 
-    plan = apply_speedups(ctx.model, ctx.config.train, ctx.config.data.max_length)
+    plan = ctx.speed
     train_dataset = ctx.train_dataset
     if plan.packing:
         train_dataset = pack_dataset(train_dataset, ctx.config.data.max_length)
@@ -68,5 +55,5 @@ def build_causal_lm_trainer(ctx: TrainContext) -> TuneforgeTrainer:
         processing_class=ctx.tokenizer,
         callbacks=ctx.callbacks,
         optimizer_factory=ctx.optimizer_factory,
-        speed=ctx.config.train,
+        speed=ctx.speed,
     )

@@ -2,7 +2,7 @@
 ``mode: token``).
 
 - `prepare_teacher_answers`: prompts (`tuneforge.data.prompts`) -> the teacher writes an answer to each
-  (`tuneforge.generate`, greedy, the run's chat template) -> conversations rendered and masked by the
+  (`tuneforge.inference.generate`, greedy, the run's chat template) -> conversations rendered and masked by the
   renderer exactly like SFT data -> cached under a key that includes the teacher and generation settings.
 - `prompt_collate`: SFT batches plus the left-padded prompt (every token before the first trained one)
   that GKD's on-policy step generates from.
@@ -18,14 +18,9 @@ from pathlib import Path
 
 import torch
 
+from tuneforge.data.cached import DataStats, PreparedData, cache_root, load_cached, write_cache
 from tuneforge.data.conversation import Conversation, Message
-from tuneforge.data.pipeline import (
-    DataStats,
-    PreparedData,
-    _write_cache,
-    cache_root,
-    render_all,
-)
+from tuneforge.data.pipeline import render_all
 from tuneforge.data.render import IGNORE_INDEX, RenderOptions
 from tuneforge.data.templates import Template
 from tuneforge.errors import DataError
@@ -34,24 +29,24 @@ TEACHER_VERSION = "1"
 
 
 def prepare_teacher_answers(cfg, tokenizer, template: Template, load_teacher: Callable) -> PreparedData:
-    import datasets
 
     from tuneforge.data.prompts import prepare_prompts
-    from tuneforge.generate import generate_answers
+    from tuneforge.inference.generate import generate_answers
 
     prompts = prepare_prompts(cfg, tokenizer, template)
     s, d = cfg.stage, cfg.data
     parts = [TEACHER_VERSION, prompts.fingerprint, s.teacher, _teacher_stamp(s.teacher), s.max_new_tokens]
-    parts += [d.max_length, d.train_on_prompt, template.jinja]
+    parts += [d.max_length, d.train_on_prompt, d.prompt_truncation, template.jinja]
     key = "teacher-" + hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:20]
     folder = cache_root(cfg) / key
-    if (folder / "stats.json").is_file():
-        stats = DataStats(**json.loads((folder / "stats.json").read_text()))
-        ev = datasets.load_from_disk(str(folder / "eval")) if (folder / "eval").is_dir() else None
-        return PreparedData(datasets.load_from_disk(str(folder / "train")), ev, stats, key, cache_hit=True)
+    cached = load_cached(folder, key)  # None when absent, or damaged (then removed, with a warning)
+    if cached is not None:
+        return cached
 
     teacher = load_teacher()
-    opts = RenderOptions(max_length=d.max_length, train_on_prompt=d.train_on_prompt)
+    opts = RenderOptions(
+        max_length=d.max_length, train_on_prompt=d.train_on_prompt, prompt_truncation=d.prompt_truncation
+    )
     out, all_stats = [], []
     for split in (prompts.train, prompts.eval):
         if split is None:
@@ -87,8 +82,9 @@ def prepare_teacher_answers(cfg, tokenizer, template: Template, load_teacher: Ca
         dropped=dict(Counter(prompts.stats.dropped) + dropped),
         eval_samples=len(out[1]) if out[1] is not None else 0,
         sources=prompts.stats.sources,
+        prompts_shortened=sum(r.prompt_shortened for r in rendered),
     )
-    _write_cache(folder, out[0], out[1], stats)
+    write_cache(folder, out[0], out[1], stats)
     return PreparedData(out[0], out[1], stats, key, cache_hit=False)
 
 
@@ -100,9 +96,9 @@ def _teacher_stamp(teacher: str) -> list:
 
 
 def prompt_collate(pad_token_id: int):
-    """`tuneforge.trainer.pad_collate` plus ``prompts`` / ``prompt_attention_mask``: the tokens before the
+    """`tuneforge.data.collate.pad_collate` plus ``prompts`` / ``prompt_attention_mask``: the tokens before the
     first trained label of each sample, left-padded, for GKD's on-policy generation."""
-    from tuneforge.trainer import pad_collate
+    from tuneforge.data.collate import pad_collate
 
     base = pad_collate(pad_token_id)
 

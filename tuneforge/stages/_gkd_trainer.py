@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from tuneforge.trainer import TuneforgeTrainer
+from tuneforge.training.trainer import TuneforgeTrainer
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # GKD lives in trl.experimental in TRL 1.x
 

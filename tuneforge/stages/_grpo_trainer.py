@@ -1,7 +1,7 @@
 """The GRPO trainer a `grpo` run uses: TRL's GRPOTrainer with tuneforge's trainer behaviour.
 
 What it adds to `trl.GRPOTrainer`:
-- `tuneforge.trainer.TuneforgeTrainer`'s atomic checkpoints, method optimizer and NaN-loss guard;
+- `tuneforge.training.trainer.TuneforgeTrainer`'s atomic checkpoints, method optimizer and NaN-loss guard;
 - prompts are tokenized by `tuneforge.data.render.render_prompt` (ids prepared with the data), never by
   TRL's own chat-template call, so generation starts from exactly the ids the renderer produced;
 - after training, the frozen "ref" adapter TRL adds for the KL term of an adapter run is removed, so the
@@ -14,7 +14,10 @@ from trl import GRPOTrainer
 
 from tuneforge.errors import DataError
 from tuneforge.stages._trl import final_metrics
-from tuneforge.trainer import TuneforgeTrainer
+from tuneforge.training.trainer import TuneforgeTrainer
+
+# the logged metrics the manifest keeps, last value each
+METRIC_PREFIXES = ("reward", "rewards/", "kl", "completions/mean_length", "entropy", "clip_ratio/region_mean")
 
 
 class TuneforgeGRPOTrainer(TuneforgeTrainer, GRPOTrainer):
@@ -32,8 +35,6 @@ class TuneforgeGRPOTrainer(TuneforgeTrainer, GRPOTrainer):
             raise DataError(f"grpo: a prompt was not prepared by the data pipeline: {str(e)[:80]}") from None
 
     def train(self, *args, **kwargs):
-        from tuneforge.stages.grpo import METRIC_PREFIXES
-
         try:
             result = super().train(*args, **kwargs)
         finally:

@@ -1,4 +1,4 @@
-"""The mixin that puts our trainer additions (`tuneforge.trainer.TuneforgeMixin`: the method's
+"""The mixin that puts our trainer additions (`tuneforge.training.trainer.TuneforgeMixin`: the method's
 optimizer, batch and loss guards, atomic checkpoints) in front of TRL's preference trainers.
 
 Step 6/7 of a run, used by every preference stage's ``build_trainer``.
@@ -6,7 +6,7 @@ Step 6/7 of a run, used by every preference stage's ``build_trainer``.
 
 from __future__ import annotations
 
-from tuneforge.trainer import TuneforgeMixin
+from tuneforge.training.trainer import TuneforgeMixin
 
 # the last training log's entries that are not metrics of the stage
 _NOT_METRICS = {
@@ -20,11 +20,11 @@ class PreferenceMixin(TuneforgeMixin):
     labels, and the stage's last logged metrics (reward margins, accuracies, ...) returned with
     the train metrics, so they reach the manifest."""
 
-    def trained_tokens(self, inputs: dict) -> int | None:
+    def trained_tokens(self, inputs: dict):
         for key in ("completion_mask", "chosen_labels"):
             if key in inputs:
                 t = inputs[key]
-                return int((t != 0).sum()) if key == "completion_mask" else int((t != -100).sum())
+                return (t != 0).sum() if key == "completion_mask" else (t != -100).sum()
         return None  # rm: a reward model scores whole sequences, nothing is masked
 
     def train(self, *args, **kwargs):

@@ -1,5 +1,5 @@
 """The trainer a `ppo` run uses: an HF Trainer whose steps are PPO updates, with tuneforge's trainer
-behaviour (`tuneforge.trainer.TuneforgeMixin`: the method's optimizer, loss guards, atomic checkpoints).
+behaviour (`tuneforge.training.trainer.TuneforgeMixin`: the method's optimizer, loss guards, atomic checkpoints).
 
 A rollout (`_rollout`, no gradients) takes a batch of prompts, already rendered to ids by the data
 pipeline: the policy samples a response to each, the rewards score it (`tuneforge.rewards.score`), and
@@ -34,7 +34,7 @@ from trl.trainer.utils import RepeatSampler, disable_dropout_in_model, pad, sele
 
 from tuneforge.stages import _ppo_math as F
 from tuneforge.stages._trl import final_metrics
-from tuneforge.trainer import TuneforgeMixin
+from tuneforge.training.trainer import TuneforgeMixin
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 VALUE_HEAD = "value_head"  # the attribute (and parameter-name prefix) on the policy while training
@@ -44,10 +44,14 @@ def _rows(batch: list[dict]) -> list[dict]:
     return batch  # the dataloader hands over the prompt rows as they are (prompt, prompt_ids, answer, ...)
 
 
+# the logged metrics the manifest keeps, last value each
+METRIC_PREFIXES = ("reward", "rewards/", "kl", "policy_loss", "value_loss", "clipfrac", "completions/")
+
+
 class PPOTrainer(Trainer):
     def __init__(self, *, model, args, ppo, method, reward_funcs, reward_processing_classes, reward_weights,
                  stop_tokens, processing_class, **kwargs):  # fmt: skip
-        from tuneforge.generate import stop_token_ids
+        from tuneforge.inference.generate import stop_token_ids
         from tuneforge.methods import has_adapter
         from tuneforge.rewards.score import reward_name
 
@@ -292,8 +296,6 @@ class PPOTrainer(Trainer):
         load_value_head(self.value_head, Path(resume_from_checkpoint))
 
     def train(self, *args, **kwargs):
-        from tuneforge.stages.ppo import METRIC_PREFIXES
-
         result = super().train(*args, **kwargs)
         if self.args.should_save:
             save_value_head(self.value_head, Path(self.args.output_dir))
@@ -305,9 +307,9 @@ class PPOTrainer(Trainer):
 
 
 class TuneforgePPOTrainer(TuneforgeMixin, PPOTrainer):
-    def trained_tokens(self, inputs: dict) -> int | None:
+    def trained_tokens(self, inputs: dict):
         mask = inputs.get("mask") if isinstance(inputs, dict) else None
-        return None if mask is None else int(mask.sum())
+        return None if mask is None else mask.sum()
 
 
 def _new_value_head(model) -> torch.nn.Linear:

@@ -1,29 +1,21 @@
-"""What the preference stages (rm, dpo, kto, orpo, simpo) share: building TRL's config from ours,
-and the reference model (the trainer mixin is in `tuneforge.stages._mixin`, imported only to train).
+"""What the preference stages (rm, dpo, kto, orpo, simpo) share: their fields under TRL's names, the
+trainer arguments from the run context, and the reference model (the trainer mixin is in `tuneforge.stages._mixin`, imported only to train).
 
 Step 6 of a run. The data arrive pre-tokenized by `tuneforge.data.kinds` (prompt_ids, chosen_ids,
 rejected_ids; or prompt_ids, completion_ids, label for KTO): each stage replaces the TRL trainer's
 own dataset tokenization with a step that only checks those columns (and, for KTO, pairs the
 mismatched completions it needs), so TRL never tokenizes text again.
 
-TRL's config = every field of the TrainingArguments `tuneforge.train.training_arguments` built
-from `train:` (copied unchanged, so TRL's different defaults, e.g. a learning rate of 1e-6, never
-apply silently) + the stage's own fields under their TRL names (tested field by field).
+TRL's config = `tuneforge.training.arguments.trl_arguments`: every TrainingArguments field built
+from `train:` + the stage's own fields under their TRL names (tested field by field).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 from tuneforge.errors import ConfigError
-
-
-def trl_args(ta, config_class: type, **stage_fields: Any):
-    """TRL's config class filled from our TrainingArguments ``ta`` and the stage's fields."""
-    base = {f.name: getattr(ta, f.name) for f in dataclasses.fields(ta) if f.init}
-    return config_class(**{**base, **stage_fields})  # a stage's own value wins (kto: sequential order)
 
 
 def stage_fields(cfg, exclude: set[str] = frozenset()) -> dict[str, Any]:
@@ -63,6 +55,7 @@ def trainer_kwargs(ctx, **overrides: Any) -> dict[str, Any]:
         "processing_class": ctx.tokenizer,
         "callbacks": ctx.callbacks,
         "optimizer_factory": ctx.optimizer_factory,
+        "speed": ctx.speed,
         **overrides,
     }
 

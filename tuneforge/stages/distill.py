@@ -20,15 +20,19 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from tuneforge.stages._base import StageConfig
+from tuneforge.speed.estimate import StageCost
+from tuneforge.stages._base import CAUSAL_LM_SPEED, GENERATING_SPEED
+from tuneforge.stages._config import StageConfig
 
 if TYPE_CHECKING:
-    from tuneforge.train import TrainContext
+    from tuneforge.training.build import TrainContext
 
 DESCRIPTION = (
     "Distillation from a teacher: token-level KL / JSD (GKD, on-policy optional) or teacher-written answers."
 )
 SAMPLE_KIND = "conversation"
+SPEED = {"sequence": CAUSAL_LM_SPEED, "token": GENERATING_SPEED}
+COST = {"sequence": StageCost(), "token": None}  # token mode generates on-policy answers
 LOSS_BETA = {"forward_kl": 0.0, "reverse_kl": 1.0}  # GKD's beta at its two ends; jsd uses jsd_beta
 
 
@@ -95,7 +99,7 @@ def prepare_data(cfg, tokenizer, template, sample_kind: str):
 def gkd_arguments(cfg: Config, training_args):
     """Our `train:` (via the run's TrainingArguments) and `stage:` mapped onto TRL's GKDConfig."""
     from tuneforge.stages._gkd_trainer import GKDConfig
-    from tuneforge.stages._trl import trl_arguments
+    from tuneforge.training.arguments import trl_arguments
 
     return trl_arguments(
         GKDConfig,
@@ -130,4 +134,5 @@ def build_trainer(ctx: TrainContext):
         processing_class=ctx.tokenizer,
         callbacks=ctx.callbacks,
         optimizer_factory=ctx.optimizer_factory,
+        speed=ctx.speed,
     )

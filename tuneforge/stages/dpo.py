@@ -8,21 +8,25 @@ starting weights; `precompute_ref_log_probs` computes its log-probabilities once
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.stages._base import StageConfig
+from tuneforge.speed.estimate import StageCost
+from tuneforge.stages._base import PAIR_SPEED
+from tuneforge.stages._config import StageConfig
 from tuneforge.stages._preference import (
     check_columns,
     reference_model,
     stage_fields,
     trainer_kwargs,
-    trl_args,
 )
 
 DESCRIPTION = "Direct Preference Optimization on chosen/rejected pairs (sigmoid, ipo, hinge, robust, ...)."
 SAMPLE_KIND = "preference"
+SPEED = dataclasses.replace(PAIR_SPEED, chunked_cross_entropy="trl")  # TRL's fused LM head
+COST = StageCost(prompt_passes=2, reference_passes=1)
 COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 
 LossType = Literal["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
@@ -60,7 +64,11 @@ def trl_config(config, training_args):
     """TRL's DPOConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
     from trl import DPOConfig
 
-    return trl_args(training_args, DPOConfig, **stage_fields(config.stage), max_length=config.data.max_length)
+    from tuneforge.training.arguments import trl_arguments
+
+    return trl_arguments(
+        DPOConfig, training_args, **stage_fields(config.stage), max_length=config.data.max_length
+    )
 
 
 def build_trainer(ctx):

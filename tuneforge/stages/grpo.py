@@ -13,18 +13,21 @@ into the manifest's metrics.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from tuneforge.stages._base import RewardedStageConfig, prepare_prompt_data
+from tuneforge.stages._base import GENERATING_SPEED, prepare_prompt_data
+from tuneforge.stages._config import RewardedStageConfig
 
 if TYPE_CHECKING:
-    from tuneforge.train import TrainContext
+    from tuneforge.training.build import TrainContext
 
 DESCRIPTION = "GRPO: sample several answers per prompt, reinforce the better-rewarded ones (TRL)."
 SAMPLE_KIND = "conversation"
-METRIC_PREFIXES = ("reward", "rewards/", "kl", "completions/mean_length", "entropy", "clip_ratio/region_mean")
+SPEED = dataclasses.replace(GENERATING_SPEED, chunked_cross_entropy="trl")  # TRL's fused LM head
+COST = None  # a step is mostly generation: not estimated
 
 
 class Config(RewardedStageConfig):
@@ -55,7 +58,7 @@ def grpo_arguments(cfg: Config, training_args, has_eval: bool):
     from trl import GRPOConfig
 
     from tuneforge.errors import ConfigError
-    from tuneforge.stages._trl import trl_arguments
+    from tuneforge.training.arguments import trl_arguments
 
     batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
     if batch % cfg.num_generations:
@@ -93,7 +96,7 @@ prepare_data = prepare_prompt_data
 
 
 def build_trainer(ctx: TrainContext):
-    from tuneforge.rewards import build_rewards
+    from tuneforge.rewards.build import build_rewards
     from tuneforge.stages._grpo_trainer import TuneforgeGRPOTrainer
 
     cfg: Config = ctx.config.stage
@@ -108,4 +111,5 @@ def build_trainer(ctx: TrainContext):
         reward_processing_classes=processors,
         callbacks=ctx.callbacks,
         optimizer_factory=ctx.optimizer_factory,
+        speed=ctx.speed,
     )

@@ -8,21 +8,32 @@ the data in order (the pipeline has shuffled it). The reference model is handled
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.stages._base import StageConfig
+from tuneforge.speed.estimate import StageCost
+from tuneforge.stages._base import PAIR_SPEED
+from tuneforge.stages._config import StageConfig
 from tuneforge.stages._preference import (
     check_columns,
     reference_model,
     stage_fields,
     trainer_kwargs,
-    trl_args,
 )
 
 DESCRIPTION = "KTO on answers labelled good/bad (unpaired); LLaMA-Factory's kto_tag data works."
 SAMPLE_KIND = "unpaired"
+# TRL's fused LM head computes the loss; KTO's KL pairs are built from batches read in order
+SPEED = dataclasses.replace(
+    PAIR_SPEED,
+    chunked_cross_entropy="trl",
+    longest_first=False,
+    group_by_length=False,
+    why_not="its KL pairs are built from batches read in order, and its samples are not packed into rows",
+)
+COST = StageCost(reference_passes=2)  # the reference and the KL batch
 COLUMNS = ("prompt_ids", "completion_ids", "label")
 
 
@@ -42,11 +53,13 @@ def trl_config(config, training_args):
     """TRL's KTOConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
     from trl import KTOConfig
 
+    from tuneforge.training.arguments import trl_arguments
+
     # the KL pairs are built per batch in order, so batches are read in order (the pipeline shuffled them)
     order = "sequential" if config.stage.loss_type == "kto" else training_args.train_sampling_strategy
     fields = stage_fields(config.stage)
-    return trl_args(
-        training_args, KTOConfig, **fields, max_length=config.data.max_length, train_sampling_strategy=order
+    return trl_arguments(
+        KTOConfig, training_args, **fields, max_length=config.data.max_length, train_sampling_strategy=order
     )
 
 

@@ -10,17 +10,20 @@ from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.stages._base import StageConfig
+from tuneforge.speed.estimate import StageCost
+from tuneforge.stages._base import PAIR_SPEED
+from tuneforge.stages._config import StageConfig
 from tuneforge.stages._preference import (
     check_columns,
     experimental_trl,
     stage_fields,
     trainer_kwargs,
-    trl_args,
 )
 
 DESCRIPTION = "ORPO: SFT + odds-ratio preference penalty on pairs, no reference model."
 SAMPLE_KIND = "preference"
+SPEED = PAIR_SPEED
+COST = StageCost(prompt_passes=2)
 
 
 class Config(StageConfig):
@@ -31,8 +34,12 @@ class Config(StageConfig):
 
 def trl_config(config, training_args):
     """TRL's ORPOConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
+    from tuneforge.training.arguments import trl_arguments
+
     fields = stage_fields(config.stage)
-    return trl_args(training_args, experimental_trl("orpo")[0], **fields, max_length=config.data.max_length)
+    return trl_arguments(
+        experimental_trl("orpo")[0], training_args, **fields, max_length=config.data.max_length
+    )
 
 
 def build_trainer(ctx):

@@ -26,14 +26,16 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from tuneforge.stages._base import RewardedStageConfig, prepare_prompt_data
+from tuneforge.stages._base import GENERATING_SPEED, prepare_prompt_data
+from tuneforge.stages._config import RewardedStageConfig
 
 if TYPE_CHECKING:
-    from tuneforge.train import TrainContext
+    from tuneforge.training.build import TrainContext
 
 DESCRIPTION = "PPO: sample an answer per prompt, score it, update policy and value head (clipped, GAE)."
 SAMPLE_KIND = "conversation"
-METRIC_PREFIXES = ("reward", "rewards/", "kl", "policy_loss", "value_loss", "clipfrac", "completions/")
+SPEED = GENERATING_SPEED
+COST = None  # a step is mostly generation: not estimated
 
 
 class Config(RewardedStageConfig):
@@ -94,7 +96,7 @@ def rollout_size(cfg: Config, training_args) -> int:
 def build_trainer(ctx: TrainContext):
     from tuneforge.data.templates import resolve_template
     from tuneforge.errors import ConfigError
-    from tuneforge.rewards import build_rewards
+    from tuneforge.rewards.build import build_rewards
     from tuneforge.stages._ppo_trainer import TuneforgePPOTrainer
 
     cfg: Config = ctx.config.stage
@@ -121,4 +123,5 @@ def build_trainer(ctx: TrainContext):
         processing_class=ctx.tokenizer,
         callbacks=ctx.callbacks,
         optimizer_factory=ctx.optimizer_factory,
+        speed=ctx.speed,
     )

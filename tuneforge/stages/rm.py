@@ -7,23 +7,26 @@ Step 5 and 6 of a run: ``load_model`` loads the base as AutoModelForSequenceClas
 
 The run folder is the reward model: ``RUN_DIR/model`` (full, freeze) loads with
 ``AutoModelForSequenceClassification.from_pretrained``; ``RUN_DIR/adapter`` (lora, qlora) loads
-with ``PeftModel.from_pretrained`` on that class built from the base; `tuneforge.stages.rm.load_reward_model`
+with ``PeftModel.from_pretrained`` on that class built from the base; `tuneforge.rewards.reward_model.load_rm_run`
 does either. A ppo/grpo config names it by its run folder, ``reward_funcs: [{model: RUN_DIR}]``
 (`tuneforge.rewards.load_reward_model` merges the adapter).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.stages._base import StageConfig
-from tuneforge.stages._preference import check_columns, stage_fields, trainer_kwargs, trl_args
+from tuneforge.speed.estimate import StageCost
+from tuneforge.stages._base import PAIR_SPEED
+from tuneforge.stages._config import StageConfig
+from tuneforge.stages._preference import check_columns, stage_fields, trainer_kwargs
 
 DESCRIPTION = "Reward model: sequence-classification head, pairwise loss, pairwise accuracy on eval."
 SAMPLE_KIND = "preference"
+SPEED = PAIR_SPEED
+COST = StageCost(prompt_passes=2, head="score")
 
 
 class Config(StageConfig):
@@ -39,28 +42,15 @@ def load_model(cfg):
 
     from tuneforge.errors import ConfigError
     from tuneforge.models.load import load_model as load_base
+    from tuneforge.rewards.reward_model import score_in_its_own_dtype
 
     if cfg.compare.prompts:
         raise ConfigError("compare.prompts: a reward model (stage rm) does not generate answers; remove it")
     model = load_base(cfg.model, cfg.method, auto_class=AutoModelForSequenceClassification, num_labels=1)
     for p in model.score.parameters() if hasattr(model, "score") else ():
         p.requires_grad_(True)
-    _score_in_its_own_dtype(model)
+    score_in_its_own_dtype(model)
     return model
-
-
-def _score_in_its_own_dtype(model) -> None:
-    """On a quantized base the hidden states come in the compute dtype (bf16) while the trained head
-    is float32 (PEFT upcasts trainable modules), so the head casts its input to its own dtype."""
-    import torch
-
-    def cast(module, args):
-        dtype = module.weight.dtype
-        return tuple(a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
-
-    score = getattr(model, "score", None)
-    if isinstance(score, torch.nn.Linear):
-        score.register_forward_pre_hook(cast)
 
 
 def _whole_sequences(dataset):
@@ -79,8 +69,10 @@ def trl_config(config, training_args):
     """TRL's RewardConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
     from trl import RewardConfig
 
+    from tuneforge.training.arguments import trl_arguments
+
     fields = stage_fields(config.stage)
-    return trl_args(training_args, RewardConfig, **fields, max_length=config.data.max_length)
+    return trl_arguments(RewardConfig, training_args, **fields, max_length=config.data.max_length)
 
 
 def build_trainer(ctx):
@@ -101,25 +93,3 @@ def build_trainer(ctx):
             eval_dataset=_whole_sequences(ctx.eval_dataset) if ctx.eval_dataset is not None else None,
         )
     )
-
-
-def load_reward_model(run_dir: str | Path):
-    """A trained `rm` run folder as a scoring model (AutoModelForSequenceClassification, eval mode)."""
-    from transformers import AutoModelForSequenceClassification
-
-    from tuneforge.artifacts import read_run
-    from tuneforge.models.load import load_model as load_base
-
-    run_dir = Path(run_dir)
-    cfg, manifest = read_run(run_dir)
-    if manifest.get("stage") != "rm":
-        from tuneforge.errors import ConfigError
-
-        raise ConfigError(f"{run_dir} is a {manifest.get('stage')} run, not a reward model (stage rm)")
-    if (run_dir / "model").is_dir():
-        return AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()
-    from peft import PeftModel
-
-    base = load_base(cfg.model, cfg.method, auto_class=AutoModelForSequenceClassification, num_labels=1)
-    _score_in_its_own_dtype(base)
-    return PeftModel.from_pretrained(base, run_dir / "adapter").eval()

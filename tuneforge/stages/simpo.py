@@ -12,17 +12,20 @@ from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.stages._base import StageConfig
+from tuneforge.speed.estimate import StageCost
+from tuneforge.stages._base import PAIR_SPEED
+from tuneforge.stages._config import StageConfig
 from tuneforge.stages._preference import (
     check_columns,
     experimental_trl,
     stage_fields,
     trainer_kwargs,
-    trl_args,
 )
 
 DESCRIPTION = "SimPO: length-normalised reward margin on pairs, no reference model."
 SAMPLE_KIND = "preference"
+SPEED = PAIR_SPEED
+COST = StageCost(prompt_passes=2)
 
 
 class Config(StageConfig):
@@ -36,8 +39,12 @@ class Config(StageConfig):
 
 def trl_config(config, training_args):
     """TRL's CPOConfig: our TrainingArguments + the stage's fields (data.max_length as max_length)."""
+    from tuneforge.training.arguments import trl_arguments
+
     fields = {**stage_fields(config.stage), "loss_type": "simpo"}
-    return trl_args(training_args, experimental_trl("cpo")[0], **fields, max_length=config.data.max_length)
+    return trl_arguments(
+        experimental_trl("cpo")[0], training_args, **fields, max_length=config.data.max_length
+    )
 
 
 def build_trainer(ctx):

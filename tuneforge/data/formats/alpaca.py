@@ -11,7 +11,8 @@ The user turn is ``instruction`` and ``input`` joined by one newline (either may
 LLaMA-Factory); ``output`` is the answer. ``system`` (optional) becomes the system message;
 ``history`` (optional) is a list of ``[user, assistant]`` pairs placed before the final turn, and
 their answers are trained like the last one (set ``data.mask_history`` to train only the last).
-``tools`` (optional) holds tool schemas as in the openai format. Numbers are read as text.
+``tools`` (optional) holds tool schemas as in the openai format. Numbers are read as text; a null
+or NaN ``output`` (or ``instruction`` and ``input``) is a missing value.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from tuneforge.data.conversation import Conversation, Message
-from tuneforge.data.formats.openai import decode_json, parse_tools, text_or_none
+from tuneforge.data.formats.openai import decode_json, is_missing, parse_tools, required, text_or_none
 from tuneforge.errors import RowError
 
 DESCRIPTION = "Alpaca: instruction + input -> output, optional system and history pairs"
@@ -45,8 +46,10 @@ def convert(row: dict, columns: dict[str, str], tags: dict[str, str]) -> Convers
     parts = [text_or_none(row.get(columns[f]), columns[f]) for f in ("instruction", "input")]
     prompt = "\n".join(p for p in parts if p)
     if not prompt.strip():
+        if all(is_missing(row.get(columns[f])) for f in ("instruction", "input")):
+            required(row, columns["instruction"])  # raises: the prompt is missing, not blank
         raise RowError(f"empty prompt: {columns['instruction']!r} and {columns['input']!r} are empty")
-    output = text_or_none(row.get(columns["output"]), columns["output"])
+    output = text_or_none(required(row, columns["output"]), columns["output"])
     if output is None or not output.strip():
         raise RowError(f"empty answer: {columns['output']!r} is empty")
     messages += [Message("user", prompt), Message("assistant", output)]

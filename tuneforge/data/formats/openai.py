@@ -15,11 +15,15 @@ Example row::
                    "weight": 1}],
      "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {...}}}]}
 
-``content`` may be a string or a list of ``{"type": "text", "text": ...}`` parts (joined without a
-separator); ``reasoning_content`` (or ``reasoning``) becomes `Message.reasoning`; ``weight`` 0/1
-becomes `Message.train` False/True. Role ``developer`` is read as ``system`` and the legacy
+``content`` may be a string or a list of parts: ``{"type": "text", "text": ...}`` (joined without a
+separator); LLaMA-Factory v1's typed parts ``{"type": "text" | "reasoning" | "tool_call", "value":
+...}`` too, where reasoning parts (joined) become `Message.reasoning` and a tool_call part (JSON text
+or an object ``{name, arguments}``) a tool call; image, video and audio parts drop the row (not
+supported yet). ``reasoning_content`` (or ``reasoning``) becomes `Message.reasoning`; ``weight``
+(OpenAI's) or ``loss_weight`` (LLaMA-Factory v1's) 0/1 becomes `Message.train` False/True. Role ``developer`` is read as ``system`` and the legacy
 ``function`` role as ``tool``. Arrow-backed sources (Parquet, the hub) fill absent keys with null,
-so null always means "not given".
+so null always means "not given"; so does a float NaN (what pandas writes for an empty cell). A
+missing value in a required column drops the row as "missing value in column X" in every format.
 """
 
 from __future__ import annotations
@@ -36,11 +40,12 @@ DEFAULT_COLUMNS = {"messages": "messages", "system": "system", "tools": "tools"}
 REQUIRED = {"messages"}
 
 _ROLE_ALIASES = {"developer": "system", "function": "tool"}
+MISSING = "missing value in column"  # the drop reason's start; the column name follows
 
 
 def convert(row: dict, columns: dict[str, str], tags: dict[str, str]) -> Conversation:
     col = columns["messages"]
-    raw = decode_json(row.get(col), col)
+    raw = decode_json(required(row, col), col)
     if not raw:
         raise RowError(f"no messages: {col!r} is empty")
     if not isinstance(raw, list):
@@ -59,19 +64,27 @@ def _message(where: str, m: Any) -> Message:
     if not isinstance(role, str):
         raise RowError(f"bad message: {where} has no 'role'")
     role = _ROLE_ALIASES.get(role, role)
-    msg = Message(role=role, content=_content(where, m.get("content")))
+    text, reasoning_parts, call_parts = _content(where, m.get("content"))
+    msg = Message(role=role, content=text)
     calls = m.get("tool_calls")
+    if calls and not isinstance(calls, list):
+        calls = [calls]
+    calls = [(f"{where}.tool_calls[{k}]", c) for k, c in enumerate(calls or [])] + call_parts
     if calls:
         if role != "assistant":
             raise RowError(
                 f"bad message: {where} ({role}) has tool_calls; only assistant messages call tools"
             )
-        if not isinstance(calls, list):
-            calls = [calls]
-        msg.tool_calls = [parse_tool_call(c, f"{where}.tool_calls[{k}]") for k, c in enumerate(calls)]
+        msg.tool_calls = [parse_tool_call(c, at) for at, c in calls]
     reasoning = m.get("reasoning_content")
     if reasoning is None:
         reasoning = m.get("reasoning")
+    if reasoning_parts:
+        if role != "assistant":
+            raise RowError(
+                f"bad message: {where} ({role}) has a 'reasoning' part; only assistant messages reason"
+            )
+        reasoning = "".join(reasoning_parts)  # joined as the text parts are, and as LLaMA-Factory does
     if reasoning is not None and role == "assistant":
         if not isinstance(reasoning, str):
             raise RowError(f"bad message: {where} has reasoning that is not text")
@@ -79,55 +92,126 @@ def _message(where: str, m: Any) -> Message:
     if role == "tool":
         msg.tool_call_id = text_or_none(m.get("tool_call_id"), f"{where}.tool_call_id")
         msg.name = text_or_none(m.get("name"), f"{where}.name")
-    weight = m.get("weight")
-    if weight is not None:
-        if isinstance(weight, bool) or weight not in (0, 1):
-            raise RowError(f"bad weight: {where} has weight {weight!r}; use 0 (not trained) or 1 (trained)")
-        msg.train = weight == 1
+    msg.train = _train(where, m)
     return msg
 
 
-def _content(where: str, content: Any) -> str:
-    if content is None:
-        return ""
+def _train(where: str, m: dict) -> bool | None:
+    """``weight`` (OpenAI's) or ``loss_weight`` (LLaMA-Factory v1's): 0 never trains, 1 always does."""
+    for key in ("weight", "loss_weight"):
+        weight = m.get(key)
+        if is_missing(weight):
+            continue
+        if isinstance(weight, bool) or weight not in (0, 1):
+            raise RowError(
+                f"bad weight: {where} has {key} {weight!r}; only 0 (not trained) and 1 (trained) are "
+                "supported, not weights in between"
+            )
+        return weight == 1
+    return None
+
+
+# content part types of images, video and audio (OpenAI's and LLaMA-Factory v1's) -> why they are refused
+_MEDIA_PARTS = {"image_url": "images need a vision-language model", "image": "images need a vision-language model",
+                "video_url": "videos need a vision-language model", "video": "videos need a vision-language model",
+                "audio_url": "audio needs an audio-language model", "audio": "audio needs an audio-language model",
+                "input_audio": "audio needs an audio-language model", "file": "files need a multimodal model"}  # fmt: skip
+
+
+def _content(where: str, content: Any) -> tuple[str, list[str], list[tuple[str, Any]]]:
+    """(the text, the reasoning parts, (where, call) of the tool-call parts) of a message's content:
+    a string, or a list of parts ``{"type": ..., "text" or "value": ...}`` (OpenAI's and
+    LLaMA-Factory v1's)."""
+    if is_missing(content):
+        return "", [], []
     if isinstance(content, str):
-        return content
+        return content, [], []
     if not isinstance(content, list):
         raise RowError(f"bad message: {where} has content of type {type(content).__name__}")
-    texts = []
-    for part in content:
+    texts: list[str] = []
+    reasoning: list[str] = []
+    calls: list[tuple[str, Any]] = []
+    for k, part in enumerate(content):
         if isinstance(part, str):
             texts.append(part)
-        elif (
-            isinstance(part, dict)
-            and part.get("type", "text") == "text"
-            and isinstance(part.get("text"), str)
-        ):
-            texts.append(part["text"])
+            continue
+        if not isinstance(part, dict):
+            raise RowError(f"bad message: {where}.content[{k}] is a {type(part).__name__}, not a part object")
+        kind = part.get("type", "text")
+        value = part["text"] if isinstance(part.get("text"), str) else part.get("value")
+        if not isinstance(kind, str):
+            raise RowError(f"bad message: {where}.content[{k}] has a type that is not text: {kind!r:.40}")
+        if kind in _MEDIA_PARTS:
+            article = "an" if kind[:1] in "aeiou" else "a"
+            raise RowError(
+                f"non-text content: {where} has {article} {kind!r} part; {_MEDIA_PARTS[kind]} (not supported yet)"
+            )
+        if kind == "tool_call":
+            at = f"{where}.content[{k}]"
+            calls.append((at, _tool_call_part(at, value)))
+        elif kind not in ("text", "reasoning"):
+            raise RowError(
+                f"bad message: {where}.content[{k}] has type {kind!r}; parts are text, reasoning or tool_call"
+            )
+        elif not isinstance(value, str):
+            raise RowError(f"bad message: {where}.content[{k}] ({kind}) has no 'text' or 'value' string")
         else:
-            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-            raise RowError(f"non-text content: {where} has a {kind!r} part; only text parts are supported")
-    return "".join(texts)
+            (texts if kind == "text" else reasoning).append(value)
+    return "".join(texts), reasoning, calls
+
+
+def _tool_call_part(where: str, value: Any) -> Any:
+    """A tool_call part's call: JSON text or an object ``{name, arguments}``."""
+    if isinstance(value, str):
+        return loads(value, f"tool call: {where}")
+    if value is None:
+        raise RowError(f"bad tool call: {where} has no 'value'")
+    return value
 
 
 # --- helpers shared with the alpaca and sharegpt converters -----------------------------------
 
 
+def is_missing(value: Any) -> bool:
+    """Whether a cell holds no value: null, or the float NaN pandas and JSON's ``NaN`` give."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def required(row: dict, column: str) -> Any:
+    """The value of a required column; a missing one is a RowError counted as "missing value in column X"."""
+    value = row.get(column)
+    if is_missing(value):
+        raise RowError(f"{MISSING} {column!r}: the cell is empty, null or NaN")
+    return value
+
+
+def loads(text: str, what: str) -> Any:
+    """JSON text in a cell as Python data; a RowError "bad WHAT: why" where it cannot be read."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        why = f"not valid JSON ({e.msg}: column {e.colno})"
+    except RecursionError:
+        why = "JSON nested too deeply to read"
+    except ValueError as e:  # a number of more than 4,300 digits
+        why = f"not valid JSON ({str(e).split(':')[0]})"
+    raise RowError(f"bad {what}: {why}")
+
+
 def decode_json(value: Any, what: str) -> Any:
     """A structured cell as Python data: CSV cells and some hub datasets hold JSON text."""
+    if is_missing(value):
+        return None
     if not isinstance(value, str):
         return value
     if not value.strip():
         return None
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as e:
-        raise RowError(f"bad {what}: not valid JSON ({e.msg}: column {e.colno})") from None
+    return loads(value, what)
 
 
 def text_or_none(value: Any, what: str) -> str | None:
-    """An optional text cell: None or '' mean absent; numbers are written as text."""
-    if value is None or value == "":
+    """An optional text cell: None, NaN or '' mean absent; numbers are written as text."""
+    if is_missing(value) or value == "":
         return None
     if isinstance(value, str):
         return value
@@ -141,12 +225,12 @@ def arguments_text(args: Any, where: str) -> str:
     if args is None:
         return "{}"
     if isinstance(args, str):
-        try:
-            json.loads(args)
-        except json.JSONDecodeError as e:
-            raise RowError(f"bad tool call: {where} arguments are not valid JSON ({e.msg})") from None
+        loads(args, f"tool call: {where} arguments")
         return args
-    return json.dumps(args, ensure_ascii=False)
+    try:
+        return json.dumps(args, ensure_ascii=False)
+    except (RecursionError, ValueError, TypeError):
+        raise RowError(f"bad tool call: {where} arguments cannot be written as JSON") from None
 
 
 def parse_tool_call(call: Any, where: str) -> ToolCall:
@@ -158,8 +242,8 @@ def parse_tool_call(call: Any, where: str) -> ToolCall:
     name = fn.get("name")
     if not isinstance(name, str) or not name:
         raise RowError(f"bad tool call: {where} has no function name")
-    call_id = call.get("id")
-    return ToolCall(name=name, arguments=arguments_text(fn.get("arguments"), where), id=call_id or None)
+    call_id = text_or_none(call.get("id"), "tool call id")
+    return ToolCall(name=name, arguments=arguments_text(fn.get("arguments"), where), id=call_id)
 
 
 def parse_tools(value: Any) -> list[dict] | None:
@@ -175,8 +259,9 @@ def parse_tools(value: Any) -> list[dict] | None:
         raise RowError(f"bad tools: expected a list of tool schemas, got a {type(tools).__name__}")
     out = []
     for k, tool in enumerate(tools):
-        if isinstance(tool, dict) and isinstance(tool.get("function"), dict) and tool["function"].get("name"):
-            out.append({"type": tool.get("type") or "function", "function": tool["function"]})
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str) and fn["name"]:
+            out.append({"type": tool.get("type") or "function", "function": fn})
         elif isinstance(tool, dict) and isinstance(tool.get("name"), str) and tool["name"]:
             out.append({"type": "function", "function": tool})
         else:

@@ -30,7 +30,7 @@ import json
 from typing import Any
 
 from tuneforge.data.conversation import Conversation, Message
-from tuneforge.data.formats.openai import decode_json, parse_tool_call, parse_tools, text_or_none
+from tuneforge.data.formats.openai import decode_json, parse_tool_call, parse_tools, required, text_or_none
 from tuneforge.errors import RowError
 
 DESCRIPTION = "ShareGPT turns ({from, value}) with function_call/observation; tags configurable"
@@ -55,7 +55,7 @@ _ODD, _EVEN = ("user", "observation"), ("assistant", "function")
 def convert(row: dict, columns: dict[str, str], tags: dict[str, str]) -> Conversation:
     tags = {**DEFAULT_TAGS, **tags}
     col = columns["messages"]
-    raw = decode_json(row.get(col), col)
+    raw = decode_json(required(row, col), col)
     if not raw:
         raise RowError(f"no messages: {col!r} is empty")
     if not isinstance(raw, list):
@@ -100,7 +100,7 @@ def _turn(where: str, turn: Any, tags: dict[str, str], kinds: dict[str, str]) ->
             f"set tags.{which} to the key your data uses"
         )
     tag = turn[role_tag]
-    if tag not in kinds:
+    if not isinstance(tag, str) or tag not in kinds:
         known = ", ".join(repr(t) for t in kinds)
         raise RowError(
             f"unknown role: {where} has {role_tag}={tag!r}; known: {known} (set tags.user_tag etc.)"

@@ -12,6 +12,7 @@ Example row::
 from __future__ import annotations
 
 from tuneforge.data.conversation import Document
+from tuneforge.data.formats.openai import required
 from tuneforge.errors import RowError
 
 DESCRIPTION = "Plain text ({text}) for continued pre-training; .txt files split on blank lines"
@@ -21,9 +22,7 @@ REQUIRED = {"text"}
 
 
 def convert(row: dict, columns: dict[str, str], tags: dict[str, str]) -> Document:
-    value = row.get(columns["text"])
-    if value is None:
-        raise RowError(f"empty text: {columns['text']!r} is null")
+    value = required(row, columns["text"])
     if not isinstance(value, str):
         raise RowError(f"bad text: {columns['text']!r} is a {type(value).__name__}, not text")
     return Document(value)

@@ -3,15 +3,7 @@ its ``SAMPLE_KIND`` (``preference`` for rm/dpo/orpo/simpo, ``unpaired`` for kto)
 
 Step 4 of a run. A kind reads rows of an existing conversation format (alpaca, sharegpt, openai)
 plus its own columns, and renders each sample with `tuneforge.data.render` (the only code that
-tokenizes training data). Each module defines:
-
-- ``BASE_KIND``: the kind of the row formats it reads ('conversation');
-- ``COLUMNS``: its own fields -> default column names (e.g. chosen, rejected), ``REQUIRED``;
-- ``required(fmt_name, fmt) -> set[str]``: the fields a file must have;
-- ``convert(fmt_name, fmt, row, columns, tags) -> sample`` (raises RowError for a bad row);
-- ``SAMPLE``: the sample class it converts to; ``render(sample, tokenizer, template, opts) ->
-  KindRow`` (raises DropSample);
-- ``show(tokenizer, row, color) -> str``: one rendered row for `tuneforge data inspect`.
+tokenizes training data). What a kind module defines is `KindModule` below.
 
 `tuneforge.data.sources` and `tuneforge.data.pipeline` dispatch to the kind; conversation and
 document data keep their own path there.
@@ -19,12 +11,12 @@ document data keep their own path there.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Literal
 
-from tuneforge.registry import Registry
-
-SAMPLE_KINDS = Registry("sample_kinds", "tuneforge.data.kinds")
+from tuneforge.registry import Interface, Registry
 
 
 @dataclass
@@ -34,6 +26,38 @@ class KindRow:
     columns: dict
     tokens: int
     trained: int
+    prompt_shortened: bool = False  # by data.prompt_truncation, counted in the data statistics
+
+
+class KindModule(Interface):
+    """A module of `tuneforge.data.kinds`: one sample kind, named by its file."""
+
+    BASE_KIND: Literal["conversation"]  # the kind of the row formats it reads
+    COLUMNS: dict[str, str]  # its own fields -> default column names (e.g. chosen, rejected)
+    REQUIRED: Set[str]  # which of its own fields a row must have
+    SAMPLE: type  # the sample class ``convert`` gives
+
+    def required(fmt_name: str, fmt: ModuleType) -> set[str]:
+        """The fields a file of format ``fmt`` must have."""
+
+    def convert(fmt_name: str, fmt: ModuleType, row: dict, columns: dict, tags: dict):
+        """The row as a ``SAMPLE``; raises `tuneforge.errors.RowError` for a bad row."""
+
+    def render(sample, tokenizer, template, opts) -> KindRow:
+        """The sample's dataset columns; raises `tuneforge.data.render.DropSample`."""
+
+    def show(tokenizer, row: dict, color: bool) -> str:
+        """One rendered row for `tuneforge data inspect`."""
+
+    helpers = (
+        "render_answer",  # preference's, which unpaired imports
+        "render_answers",  # likewise: the answers after one prompt, shortened once where needed
+        "PROMPT_DIFFERS",  # preference's drop reasons, used there only: to become private
+        "ANSWER_SPLIT",
+    )
+
+
+SAMPLE_KINDS = Registry("sample_kinds", "tuneforge.data.kinds", interface=KindModule)
 
 
 def kind_of(sample: object) -> ModuleType:

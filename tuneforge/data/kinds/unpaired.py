@@ -3,7 +3,8 @@
 Step 4 of a run. Rows are any conversation format (the conversation ends with the answer) plus a
 ``label`` column holding true (desirable) or false (undesirable); LLaMA-Factory's ``kto_tag``
 column is read as the label. The prompt + answer is rendered as in the `preference` kind: the
-tokens before the answer become ``prompt_ids``, the trained answer tokens ``completion_ids``.
+tokens before the answer become ``prompt_ids``, the trained answer tokens ``completion_ids``; a
+prompt that leaves no room for the answer is shortened as there (data.prompt_truncation).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from types import ModuleType
 from tuneforge.data.conversation import UnpairedSample
 from tuneforge.data.kinds import KindRow
 from tuneforge.data.kinds._answers import split
-from tuneforge.data.kinds.preference import render_answer
+from tuneforge.data.kinds.preference import render_answers
 from tuneforge.data.render import IGNORE_INDEX, RenderOptions
 from tuneforge.data.templates import Template
 from tuneforge.errors import RowError
@@ -46,13 +47,13 @@ def convert(fmt_name: str, fmt: ModuleType, row: dict, columns: dict, tags: dict
 
 
 def render(sample: UnpairedSample, tokenizer, template: Template, opts: RenderOptions) -> KindRow:
-    ids, start = render_answer(sample.prompt, sample.completion, tokenizer, template, opts.max_length)
+    [(ids, start)], shortened = render_answers(sample.prompt, [sample.completion], tokenizer, template, opts)
     columns = {"prompt_ids": ids[:start], "completion_ids": ids[start:], "label": sample.label}
-    return KindRow(columns, tokens=len(ids), trained=len(ids) - start)
+    return KindRow(columns, tokens=len(ids), trained=len(ids) - start, prompt_shortened=shortened)
 
 
 def show(tokenizer, row: dict, color: bool) -> str:
-    from tuneforge.inspect_data import mark_sample
+    from tuneforge.data.inspect import mark_sample
 
     prompt, answer = row["prompt_ids"], row["completion_ids"]
     marked = mark_sample(tokenizer, prompt + answer, [IGNORE_INDEX] * len(prompt) + answer, color)

@@ -2,10 +2,8 @@
 
 ``data.template: auto`` uses the tokenizer's own chat template (resolved name ``tokenizer``); a named
 template is one module in this package (file name = name) for models that lack one or to override
-it. Each module defines ``JINJA`` (a Hugging Face chat template), ``STOP_TOKENS`` (end-of-turn
-tokens; empty means the tokenizer's eos), ``DESCRIPTION`` and ``REQUIRED_TOKENS`` (tokens that must
-be single tokens of the vocabulary). The resolved ``Template`` is what the renderer masks with and
-what every artifact saves for chat and serving, so training and serving use the same text.
+it; what it defines is `TemplateModule` below. The resolved ``Template`` is what the renderer masks
+with and what every artifact saves for chat and serving, so training and serving use the same text.
 """
 
 from __future__ import annotations
@@ -13,9 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tuneforge.errors import ConfigError
-from tuneforge.registry import Registry, did_you_mean
+from tuneforge.registry import Interface, Registry, did_you_mean
 
-TEMPLATES = Registry("templates", "tuneforge.data.templates")
+
+class TemplateModule(Interface):
+    """A module of `tuneforge.data.templates`: one named chat template."""
+
+    DESCRIPTION: str  # one line for `tuneforge ls templates`
+    JINJA: str  # a Hugging Face chat template
+    STOP_TOKENS: tuple[str, ...]  # end-of-turn tokens; empty means the tokenizer's eos
+    REQUIRED_TOKENS: tuple[str, ...]  # tokens that must be single tokens of the vocabulary
+    # renders tool calls, tool results and tool schemas (test_templates.py checks it); without it a
+    # third-party template loads as before and is just never suggested for tool data
+    TOOLS: bool = False
+    # the system prompt the template writes when a conversation has none: another model's persona,
+    # so it is suggested for tool data only to tokenizers whose own template writes it too
+    DEFAULT_SYSTEM: str | None = None
+
+
+TEMPLATES = Registry("templates", "tuneforge.data.templates", interface=TemplateModule)
 
 # A conversation to probe a template with at resolve time: every chat template accepts it.
 _PROBE = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "tuneforge-probe-answer"}]
@@ -42,7 +56,7 @@ class Template:
         if compiled is not None:
             # what render_jinja_template ends in; the steps before it (copying the messages into
             # plain JSON types, aliasing reasoning fields, reading tool schemas) change nothing for
-            # messages of plain strings without reasoning, and cost a third of the time
+            # messages of plain strings without reasoning, and are slow
             return compiled.render(
                 messages=messages,
                 tools=None,
@@ -136,6 +150,60 @@ def has_token(tokenizer, token: str) -> bool:
     return tokenizer(token, add_special_tokens=False)["input_ids"] == [tid]
 
 
+def working_templates(tokenizer, refused: str, *, tools: bool) -> list[str]:
+    """The ``data.template`` values other than ``refused`` (a `Template` name) that render this
+    tokenizer's conversations with nothing lost, for an error to suggest: the named templates whose
+    tokens it has (those with ``TOOLS`` where ``tools``; reasoning every named one keeps, the
+    renderer folding it into <think> tags), less those that write another model's default system
+    prompt; then ``auto`` where the tokenizer's own template renders tools and is not the one refused."""
+    own = _own_jinja(tokenizer)
+    names = []
+    for name in TEMPLATES.names():
+        module = TEMPLATES.get(name)
+        system = TEMPLATES.hook(module, "DEFAULT_SYSTEM")
+        if (
+            name != refused
+            and (TEMPLATES.hook(module, "TOOLS") or not tools)
+            and all(has_token(tokenizer, t) for t in module.REQUIRED_TOKENS)
+            and (not system or system in own)  # Qwen's prompt only for a tokenizer whose template has it
+        ):
+            names.append(name)
+    if tools and refused != "tokenizer" and own and _renders_tools(Template("tokenizer", own, ()), tokenizer):
+        names.append("auto")
+    return names
+
+
+def _own_jinja(tokenizer) -> str:
+    jinja = getattr(tokenizer, "chat_template", None)
+    if isinstance(jinja, dict):  # a tokenizer can carry several named templates
+        jinja = jinja.get("default")
+    return jinja or ""
+
+
+_TOOL_PROBE = [
+    {"role": "user", "content": "Hi"},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"type": "function", "function": {"name": "tuneforge_probe_call", "arguments": {}}}],
+    },
+    {"role": "tool", "content": "ok", "name": "tuneforge_probe_call"},
+    {"role": "assistant", "content": "done"},
+]
+_TOOL_PROBE_SCHEMA = {"type": "function", "function": {"name": "tuneforge_probe_schema", "parameters": {}}}
+
+
+def _renders_tools(template: Template, tokenizer) -> bool:
+    """Whether ``template`` writes a tool call and a tool schema of a probe conversation."""
+    from jinja2.exceptions import TemplateError
+
+    try:
+        text = template.render(tokenizer, _TOOL_PROBE, [_TOOL_PROBE_SCHEMA])
+    except (TemplateError, TypeError, ValueError):  # a template that refuses tools, or the probe's shape
+        return False
+    return "tuneforge_probe_call" in text and "tuneforge_probe_schema" in text
+
+
 def _fallback_for(tokenizer, failed: str) -> str:
     for candidate in ("chatml", *TEMPLATES.names()):
         if candidate != failed and all(
@@ -146,9 +214,7 @@ def _fallback_for(tokenizer, failed: str) -> str:
 
 
 def _tokenizer_template(tokenizer) -> Template:
-    jinja = getattr(tokenizer, "chat_template", None)
-    if isinstance(jinja, dict):  # a tokenizer can carry several named templates
-        jinja = jinja.get("default")
+    jinja = _own_jinja(tokenizer)
     if not jinja:
         raise ConfigError(
             "data.template is 'auto' but the tokenizer has no chat template (a base model?); set "

@@ -10,6 +10,7 @@ first token, the way the model will produce it at inference.
 DESCRIPTION = "plain 'User: ...\\nAssistant: ...<eos>' for base models without a chat template"
 STOP_TOKENS: tuple[str, ...] = ()  # the tokenizer's eos token
 REQUIRED_TOKENS: tuple[str, ...] = ()
+TOOLS = False
 JINJA = r"""{%- for message in messages %}
     {%- if message['role'] == 'system' %}
         {{- message['content'] + '\n\n' }}

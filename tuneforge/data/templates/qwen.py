@@ -8,6 +8,8 @@ STOP_TOKENS = ("<|im_end|>",)
 # <tool_call> tags are text markers: Qwen's tokenizer has them as single tokens, others split them
 # into pieces, which trains and parses the same. Only the turn delimiters must be real tokens.
 REQUIRED_TOKENS = ("<|im_start|>", "<|im_end|>")
+TOOLS = True
+DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 JINJA = r"""{%- if tools %}
     {{- '<|im_start|>system\n' }}
     {%- if messages[0]['role'] == 'system' %}

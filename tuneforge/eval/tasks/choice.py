@@ -43,7 +43,7 @@ def _letter_ids(tokenizer, letters: list[str], prefix: str) -> list[list[int]]:
 
 
 def _context_ids(target, text: str, chat: bool) -> list[int]:
-    from tuneforge.generate import prompt_ids
+    from tuneforge.inference.generate import prompt_ids
 
     if chat and target.chat_template:
         return prompt_ids(target.tokenizer, [{"role": "user", "content": text}], target.chat_template)

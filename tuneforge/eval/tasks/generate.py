@@ -1,5 +1,5 @@
 """`generate`: greedy answers to prompts with reference answers, generated in batches with the
-target's chat template and scored with `tuneforge.metrics` (exact_match with number extraction,
+target's chat template and scored with `tuneforge.eval.metrics` (exact_match with number extraction,
 contains, regex, BLEU, ROUGE)."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def answer(
     """Greedy answers with the target's template, batch by batch under a progress bar."""
     from tqdm.auto import tqdm
 
-    from tuneforge.generate import generate_answers
+    from tuneforge.inference.generate import generate_answers
 
     convs = [
         ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
@@ -106,7 +106,7 @@ def score_all(
     cfg: Config, predictions: list[str], references: list[str]
 ) -> tuple[dict[str, float], list[dict]]:
     """Metric name -> value over all rows, and per-row hits for the report."""
-    from tuneforge import metrics as m
+    from tuneforge.eval import metrics as m
 
     n = len(predictions)
     out: dict[str, float] = {}

@@ -1,4 +1,4 @@
-"""`judge`: an LLM judge (an OpenAI-compatible endpoint or a local model, see tuneforge.judge)
+"""`judge`: an LLM judge (an OpenAI-compatible endpoint or a local model, see tuneforge.inference.judge)
 grades answers. `rubric` mode scores each side's answers 1-10 against a rubric (and the reference,
 when rows have one); `pairwise` mode shows the judge the base model's and the trained model's answers
 to the same prompt, in both orders to cancel position bias, and reports the trained model's win rate.
@@ -59,7 +59,11 @@ class Config(TaskConfig):
     judge_model: str = Field(
         description="Model name at the endpoint, or a local model (HF folder, .gguf, package:...) when no endpoint."
     )
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="Environment variable holding the API key.")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY",
+        description="Environment variable holding the API key: a name ending in _API_KEY, or one listed "
+        "(comma-separated) in $TUNEFORGE_ALLOWED_KEY_ENV; no other variable is read.",
+    )
     system: str | None = Field(
         None, description="System message put before each prompt for the evaluated model."
     )
@@ -93,17 +97,28 @@ def _reference(row: dict, cfg: Config) -> str:
     return f"[Reference answer]\n{ref}\n\n" if ref not in (None, "") else ""
 
 
-def _ask(cfg: Config, prompts: list[str]) -> list[str]:
-    """The judge's replies (`tuneforge.judge`: ``endpoint`` + ``judge_model``, or the local ``judge_model``)."""
-    import os
+def _check_key(cfg: Config) -> None:
+    """A ConfigError when the endpoint's ``api_key_env`` is not a variable meant as an API key."""
+    from tuneforge.inference import judge
 
-    from tuneforge import judge
+    if cfg.endpoint is not None and cfg.api_key_env:
+        judge.check_key_env(cfg.api_key_env, _key_where(cfg))
+
+
+def _key_where(cfg: Config) -> str:
+    return f"eval task {cfg.key!r}: api_key_env"
+
+
+def _ask(cfg: Config, prompts: list[str]) -> list[str]:
+    """The judge's replies (`tuneforge.inference.judge`: ``endpoint`` + ``judge_model``, or the local ``judge_model``)."""
+    from tuneforge.inference import judge
 
     return judge.ask(
         prompts,
         endpoint=cfg.endpoint,
         model=cfg.judge_model,
-        api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
+        api_key_env=cfg.api_key_env,
+        where=_key_where(cfg),
         max_tokens=cfg.judge_max_tokens,
         timeout=cfg.timeout,
         batch_size=cfg.batch_size,
@@ -114,6 +129,7 @@ def _ask(cfg: Config, prompts: list[str]) -> list[str]:
 def run(cfg: Config, target) -> TaskResult:
     from tuneforge.eval.tasks.generate import answer, read_rows
 
+    _check_key(cfg)  # before the answers are generated
     rows = read_rows(cfg.path, (cfg.prompt_field,), f"eval task {cfg.key!r}")
     rows = rows[: cfg.limit] if cfg.limit else rows
     prompts = [str(r[cfg.prompt_field]) for r in rows]

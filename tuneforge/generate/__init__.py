@@ -1,0 +1,1 @@
+"""tuneforge data generate: synthetic training data from a teacher model (see tuneforge.generate.run)."""

@@ -1,0 +1,1 @@
+"""tuneforge ui: the local web page (see tuneforge.ui.app)."""
