@@ -268,6 +268,38 @@ def test_filters_dedup_and_decontamination_are_counted(tmp_path, server, capsys)
     }
 
 
+def test_rejection_sampling_keeps_the_verified_answers_of_several(tmp_path, capsys):
+    """recipe.answers asks n answers per request (n and stop reach the endpoint); verify keeps the
+    right ones and exact dedup drops the repeats, so each request keeps its distinct right answers."""
+
+    def sums(call) -> list[str]:
+        a, b = (int(x) for x in call.messages[-1]["content"].split()[2].split("+"))
+        return [f"{a + b + k % 2}" for k in range(call.params["n"])]  # right, wrong, right, wrong ...
+
+    (tmp_path / "verify.py").write_text(
+        "def check(prompt, answer):\n"
+        "    a, b = prompt.split()[2].split('+')\n"
+        "    return answer.strip() == str(int(a) + int(b))\n"
+    )
+    with ScriptedServer(sums) as server:
+        r = recipe(
+            tmp_path,
+            server,
+            {"name": "respond", "prompts": ["What is 2+3 ?", "What is 4+4 ?"], "answers": 4},
+            filters={"verify": f"{tmp_path / 'verify.py'}:check"},
+            teacher={"stop": ["\n\n"]},
+        )
+        code, out, err = run_cli(capsys, "data", "generate", str(r))
+        assert code == 0, err
+        assert [c.params["n"] for c in server.calls] == [4, 4]
+        assert all(c.params["stop"] == ["\n\n"] for c in server.calls)
+    got = [(g["messages"][0]["content"], g["messages"][1]["content"]) for g in rows(tmp_path)]
+    assert got == [("What is 2+3 ?", "5"), ("What is 4+4 ?", "8")]
+    assert stats(tmp_path)["dropped"] == {"verify said no": 4, "exact duplicate": 2}
+    assert [g["provenance"]["answer"] for g in rows(tmp_path)] == [0, 0]
+    assert "kept 2 (" in out and "50%" in err  # the filters' bar shows the kept share
+
+
 def test_the_judge_is_calibrated_then_filters(tmp_path, server, capsys):
     human = tmp_path / "human.jsonl"
     human.write_text(
@@ -399,6 +431,16 @@ def test_a_local_model_teaches_in_process_and_its_calls_are_cached(tmp_path, cap
     assert len(first) == 3 and stats(tmp_path)["teacher"]["completion_tokens"] > 0
     assert run_cli(capsys, "data", "generate", str(path))[0] == 0
     assert rows(tmp_path) == first and stats(tmp_path)["teacher"]["cached"] == 3
+    # a stop string ends each answer before it: every answer is cut where the uncut one held it
+    long = [r["messages"][-1]["content"] for r in first]
+    stop = next(w for text in long for w in text.split()[1:] if len(w) > 2)
+    cfg["teacher"]["stop"] = [stop]
+    path.write_text(yaml.safe_dump(cfg))
+    assert run_cli(capsys, "data", "generate", str(path))[0] == 0
+    cut = [r["messages"][-1]["content"] for r in rows(tmp_path)]
+    assert cut != long
+    for uncut, short in zip(long, cut, strict=True):
+        assert stop not in short and (stop not in uncut or uncut.startswith(short))
 
 
 @pytest.mark.slow

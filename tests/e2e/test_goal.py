@@ -49,12 +49,15 @@ def test_goal_generates_trains_measures_reports_and_ships(tmp_path, capsys, tiny
                 "output": {"plot_loss": False},
             },
             "data": {"recipe": "recipe.yaml"},
-            "eval": {"split": 3, "max_new_tokens": 4},
+            "eval": {"split": 3, "max_new_tokens": 4, "metric": "exact_match", "tasks": ["sums.yaml"]},
             "candidates": {"train.learning_rate": [1e-4, 1e-3]},
             "ship": {"export": "merge", "check_stop": False},
             "out": "runs/goal",
         }
         (tmp_path / "goal.yaml").write_text(yaml.safe_dump(goal))
+        (tmp_path / "sums.jsonl").write_text('{"prompt": "What is 9 plus 9?", "answer": "18"}\n')
+        sums = {"name": "generate", "label": "sums", "path": "sums.jsonl", "max_new_tokens": 4}
+        (tmp_path / "sums.yaml").write_text(yaml.safe_dump({"tasks": [sums]}))
         code, out, err = run_cli(capsys, "goal", "goal.yaml")
         assert code == 0, err
         asked = len(server.calls)
@@ -74,6 +77,15 @@ def test_goal_generates_trains_measures_reports_and_ships(tmp_path, capsys, tiny
         data = json.loads((folder / "report.json").read_text())
         assert len(data["rows"]) == 2 and data["best"] in {r["name"] for r in data["rows"]}
         assert (folder / "winner-merged" / "config.json").is_file()
+        assert "## Held-out accuracy (exact_match)" in report and "| sums/exact_match |" in report
+        assert "tuneforge eval" in report and "--tasks sums.yaml" in report
+        assert set(data["base_tasks"]) == {"sums/exact_match"}
+        for run in data["rows"]:  # each candidate measured after training, the base once
+            assert set(run["tasks"]["after"]) == {"sums/exact_match"}
+            sides = json.loads((tmp_path / run["run_dir"] / "eval" / "eval.json").read_text())["sides"]
+            assert sides in (["before", "after"], ["after"])
+        yaml_written = yaml.safe_load((folder / "train.yaml").read_text())
+        assert yaml_written["compare"]["metric"] == "exact_match"
         for run in data["rows"]:  # each candidate answered the checks before and after
             compare = json.loads((tmp_path / run["run_dir"] / "compare.json").read_text())
             assert len(compare["items"]) == 3
@@ -82,6 +94,7 @@ def test_goal_generates_trains_measures_reports_and_ships(tmp_path, capsys, tiny
         assert code == 0, err
         assert len(server.calls) == asked  # the data came from the earlier run
         assert out.count("finished earlier, not retrained") == 2
+        assert "goal: measuring" not in out  # measured earlier: read back
 
 
 def test_a_goal_without_checks_or_data_is_refused(tmp_path, capsys):

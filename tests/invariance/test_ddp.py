@@ -54,6 +54,10 @@ def test_two_processes_equal_one(tmp_path, tiny_llama_dir):
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert "torch.distributed.run" in proc.stdout  # the second run launched torchrun itself
 
+    worlds = [
+        json.loads((tmp_path / n / "run" / "manifest.json").read_text())["world_size"] for n in ("one", "two")
+    ]
+    assert worlds == [1, 2]  # two ranks really trained together (not each alone as rank 0)
     h1, h2 = _history(tmp_path / "one" / "run"), _history(tmp_path / "two" / "run")
     assert len(h1) == len(h2) == 3
     for a, b in zip(h1, h2, strict=True):
@@ -65,3 +69,12 @@ def test_two_processes_equal_one(tmp_path, tiny_llama_dir):
         torch.testing.assert_close(w1[k], w2[k], atol=1e-5, rtol=1e-4, msg=k)
     caches = [p for p in (tmp_path / "cache-two" / "data").iterdir()]
     assert len(caches) == 1 and caches[0].is_dir() and ".tmp" not in caches[0].name
+
+
+def test_fsdp2_over_cpu_processes_is_refused_before_any_rank_starts(tmp_path, tiny_llama_dir, capsys):
+    from tests.helpers.runs import run_cli
+
+    data = write_alpaca(tmp_path / "d.json", [{"instruction": "q", "input": "", "output": "a"}])
+    cfg = _config(tmp_path, tiny_llama_dir, data, "fsdp", nproc_per_node=2)
+    code, out, err = run_cli(capsys, "train", str(cfg), "scale.engine=fsdp2")
+    assert code == 2 and "scale.engine=fsdp2 needs GPUs" in err and "torch.distributed.run" not in out

@@ -275,6 +275,33 @@ def test_no_eval_items_or_empty_ones_contaminate_nothing():
     assert drop_contaminated([BASE, "?"], [("blank", " ... ")]) == ([0, 1], [])
 
 
+INSTRUCTION = (
+    "Extract the person's name, age and city from this text as JSON with the keys name, age and city:"
+)
+PEOPLE = [
+    "Oscar Silva is 57 and lives in Tampa.",
+    "Riga is home to Hana Olsen, who is 66 years old.",
+    "At 31, Ida Reyes runs a small bakery in Durban.",
+    "Our new colleague Bruno Park (44) joins the Genoa office on Monday.",
+    "Vera Costa celebrated a 29th birthday with friends in Bremen.",
+]
+
+
+def test_a_shared_instruction_is_not_contamination_its_content_is():
+    checks = [(f"checks line {i}", f"{INSTRUCTION} {p}") for i, p in enumerate(PEOPLE, 1)]
+    generated = [
+        f"{INSTRUCTION} Maria Lopez is 34 and lives in Lisbon.",  # the same instruction, another person
+        f"{INSTRUCTION} Riga is home to Hana Olsen, who is 66 years old.",  # a check itself
+        f"Here is one: At 31, Ida Reyes runs a small bakery in Durban. {INSTRUCTION}",  # a check's text
+    ]
+    kept, dropped = drop_contaminated(generated, checks)
+    assert kept == [0]
+    assert [(d.index, d.of.split(":")[0]) for d in dropped] == [(1, "checks line 2"), (2, "checks line 3")]
+    # with fewer items than it takes to tell an instruction apart, every shared n-gram counts
+    kept, _ = drop_contaminated(generated[:1], checks[:2])
+    assert kept == []
+
+
 # --- deduplicate ---------------------------------------------------------------------------------
 
 

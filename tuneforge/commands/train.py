@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_command_config(args)
     if needs_launch(cfg.scale):  # scale.nproc_per_node / nnodes > 1: rerun this command under torchrun
+        from tuneforge.scale.engines import check_engine
+
+        check_engine(cfg.scale, cfg.scale.nproc_per_node * cfg.scale.nnodes)  # before any rank starts
         flag = ["--trust-remote-code"] if args.trust_remote_code else []
         return launch(cfg.scale, ["train", args.config, *args.overrides, *flag])
     refused = False

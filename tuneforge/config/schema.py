@@ -157,6 +157,22 @@ class CompareConfig(Section):
     )
     max_new_tokens: int = Field(64, gt=0, description="Tokens generated per answer.")
     system: str | None = Field(None, description="System message put before each prompt.")
+    metric: Literal["auto", "exact_match", "contains", "json_match", "regex"] = Field(
+        "auto",
+        description="How an answer is scored: auto (the last number for a numeric answer, else contains), "
+        "exact_match, contains, json_match (the whole reply is JSON equal to the answer's), regex.",
+    )
+    regex: str | None = Field(
+        None, description="metric: regex: its first match (first group) must exact_match the answer."
+    )
+
+    @model_validator(mode="after")
+    def _regex_given(self):
+        if self.metric == "regex" and not self.regex:
+            raise ValueError(
+                "compare.metric regex needs compare.regex: PATTERN (its first group is the answer)"
+            )
+        return self
 
 
 class EvalConfig(Section):

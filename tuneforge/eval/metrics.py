@@ -85,6 +85,29 @@ def score(prediction: str, answer: str) -> bool:
     return exact_match(prediction, answer) if is_numeric(answer) else contains(prediction, answer)
 
 
+def json_match(prediction: str, answer: str) -> bool:
+    """The whole reply is one JSON value (a ```json fence around it allowed, nothing else) equal to
+    the JSON of ``answer``: key order and spacing aside, every key and value the same, 34 != "34"."""
+    import json
+
+    text = prediction.strip()
+    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.DOTALL)
+    try:
+        return json.loads(fenced.group(1) if fenced else text) == json.loads(answer)
+    except json.JSONDecodeError:
+        return False
+
+
+MATCHES = ("auto", "exact_match", "contains", "json_match", "regex")
+
+
+def matcher(metric: str, pattern: str | None = None):
+    """The (prediction, answer) -> bool test a config names: auto is `score`."""
+    if metric == "regex":
+        return lambda p, a: regex_match(p, a, pattern or "")
+    return {"auto": score, "exact_match": exact_match, "contains": contains, "json_match": json_match}[metric]
+
+
 def regex_match(prediction: str, answer: str, pattern: str) -> bool:
     r"""The first match of `pattern` in `prediction` (its first capture group when it has one)
     `exact_match`es `answer`; no match is a miss. E.g. pattern r"answer is (\S+)"."""

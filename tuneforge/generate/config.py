@@ -50,6 +50,11 @@ class TeacherConfig(Section):
     seed: int = Field(
         0, description="Base seed: call i of a step asks with seed + i, so a rerun asks the same."
     )
+    stop: list[str] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Up to 4 strings that end a reply before them (OpenAI's `stop`), e.g. ['\\n\\n'].",
+    )
     batch_size: int = Field(8, gt=0, description="Local model: prompts per generate call.")
 
 
@@ -77,6 +82,17 @@ class JudgeConfig(Section):
     )
 
 
+class RewardModelFilter(Section):
+    model: str = Field(
+        description="A reward model: a folder of one (sequence classification, one label) or the run "
+        "folder of a `tuneforge train` run of stage rm."
+    )
+    threshold: float = Field(
+        description="The lowest score kept (the model's own scale: look at a few first)."
+    )
+    batch_size: int = Field(8, gt=0, description="Samples scored per forward pass.")
+
+
 class FiltersConfig(Section):
     min_chars: int = Field(1, ge=0, description="Drop samples whose answer is shorter.")
     max_chars: int | None = Field(None, gt=0, description="Drop samples whose answer is longer.")
@@ -96,6 +112,9 @@ class FiltersConfig(Section):
         None,
         description="FILE.py:FUNCTION called with (prompt, answer) -> bool: programmatic verification "
         "(this runs that file's code).",
+    )
+    reward_model: RewardModelFilter | None = Field(
+        None, description="Drop samples a reward model scores below a threshold (after the checks above)."
     )
     judge: JudgeConfig | None = Field(None, description="An LLM judge with a rubric and a threshold.")
 

@@ -90,18 +90,25 @@ class Context:
         return out
 
     def answer(
-        self, prompts: list[str], step: str, template: str, provenance: list[dict] | None = None
+        self, prompts: list[str], step: str, template: str, provenance: list[dict] | None = None, n: int = 1
     ) -> list[Sample]:
-        """Samples of each request answered by the teacher (the answer step of most recipes)."""
+        """Samples of each request answered by the teacher (the answer step of most recipes), ``n``
+        answers each, one sample per answer."""
         users = [self.render(template, prompt=p) for p in prompts]
-        replies = self.ask(users, step)
+        replies = self.ask(users, step, n=n)
         samples = []
         for k, (prompt, reply) in enumerate(zip(prompts, replies, strict=True)):
-            if reply.error is not None or not reply.texts:
+            if reply.error is not None:
                 continue
-            messages = [*self.conversation(prompt), {"role": "assistant", "content": reply.texts[0]}]
             extra = provenance[k] if provenance else {}
-            samples.append(Sample(messages, provenance={**self.provenance(step, reply, template), **extra}))
+            for j, text in enumerate(reply.texts):
+                messages = [*self.conversation(prompt), {"role": "assistant", "content": text}]
+                origin = {
+                    **self.provenance(step, reply, template),
+                    **({"answer": j} if n > 1 else {}),
+                    **extra,
+                }
+                samples.append(Sample(messages, provenance=origin))
         return samples
 
     def origin(self, step: str, template: str, **more) -> dict:

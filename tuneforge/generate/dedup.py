@@ -239,6 +239,9 @@ def drop_near(
     return _drop_near_rouge_l(texts, threshold)
 
 
+TEMPLATE_MIN_ITEMS = 5  # fewer eval items cannot tell a shared instruction from a repeated question
+
+
 def drop_contaminated(
     texts: list[str], eval_texts: Sequence[tuple[str, str]], n: int = 8, threshold: float = 0.5
 ) -> tuple[list[int], list[Dropped]]:
@@ -247,17 +250,19 @@ def drop_contaminated(
     |ngrams(eval, n) & ngrams(text, n)| / |ngrams(eval, n)| >= threshold; an eval item of fewer than
     n words is contaminating when its normalised words occur, in a row, in the text's. `of` names
     the eval item with the highest share (its source, then its first 80 chars); `score` is that
-    share. Eval items that normalise to nothing are ignored."""
+    share. Eval items that normalise to nothing are ignored. With at least TEMPLATE_MIN_ITEMS items,
+    the words of an n-gram found in more than half of them are the task's shared instruction, not an
+    item's content, and are left out of it: training prompts written with the same instruction are
+    kept, and a text holding an item's own words is still caught."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     _check_threshold(threshold)
     index: dict[tuple[str, ...], list[int]] = defaultdict(list)  # n-gram -> eval items that have it
     sizes: dict[int, int] = {}  # eval item -> its number of distinct n-grams
     short: dict[int, dict[tuple[str, ...], list[int]]] = defaultdict(lambda: defaultdict(list))
-    for e, (_, eval_text) in enumerate(eval_texts):
-        tokens = normalise(eval_text).split()
-        if not tokens:
-            continue
+    items = {e: normalise(t).split() for e, (_, t) in enumerate(eval_texts)}
+    items = {e: tokens for e, tokens in items.items() if tokens}
+    for e, tokens in _without_instruction(items, n).items():
         if len(tokens) < n:
             short[len(tokens)][tuple(tokens)].append(e)
             continue
@@ -290,6 +295,31 @@ def drop_contaminated(
             source, eval_text = eval_texts[best[1]]
             dropped.append(Dropped(i, "contaminated", f"{source}: {_of(eval_text)}", best[0]))
     return kept, dropped
+
+
+def _without_instruction(items: dict[int, list[str]], n: int) -> dict[int, list[str]]:
+    """Each eval item's words less those covered by an n-gram that more than half of the items
+    share (their common instruction); the items as they are when there are too few to tell."""
+    long = {e: t for e, t in items.items() if len(t) >= n}
+    if len(long) < TEMPLATE_MIN_ITEMS:
+        return items
+    seen: dict[tuple[str, ...], int] = defaultdict(int)
+    for tokens in long.values():
+        for g in _grams(tokens, n):
+            seen[g] += 1
+    shared = {g for g, count in seen.items() if count * 2 > len(long)}
+    out = dict(items)
+    for e, tokens in long.items():
+        covered: set[int] = set()
+        for i in range(len(tokens) - n + 1):
+            if tuple(tokens[i : i + n]) in shared:
+                covered.update(range(i, i + n))
+        rest = [w for i, w in enumerate(tokens) if i not in covered]
+        if rest:
+            out[e] = rest
+        else:
+            del out[e]
+    return out
 
 
 def deduplicate(

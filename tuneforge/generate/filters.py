@@ -1,16 +1,18 @@
 """The filters a generated sample passes before de-duplication (`tuneforge data generate`), in
 order, each drop counted under its reason: answer length, conversation turns, refusal patterns,
-JSON validity and schema, programmatic verification (a user's ``FILE.py:FUNCTION``), and an LLM
-judge with a rubric and a threshold. The judge can first be checked against a small human-rated
-file (`calibrate`): how often it keeps and drops what the people did."""
+JSON validity and schema, programmatic verification (a user's ``FILE.py:FUNCTION``), a reward
+model's score, and an LLM judge with a rubric and a threshold. The judge can first be checked
+against a small human-rated file (`calibrate`): how often it keeps and drops what the people did."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 
+from tqdm.auto import tqdm
+
 from tuneforge.errors import ConfigError
-from tuneforge.generate.config import FiltersConfig, JudgeConfig
+from tuneforge.generate.config import FiltersConfig, JudgeConfig, RewardModelFilter
 from tuneforge.generate.context import Context, fits, parse_json
 from tuneforge.generate.recipes._base import Sample
 
@@ -40,12 +42,24 @@ def apply_filters(
     refusals = [re.compile(p, re.IGNORECASE) for p in cfg.refusals]
     verify = ctx.verifier() if cfg.verify else None
     kept = []
-    for s in samples:
-        reason = _reason(s, cfg, refusals, verify)
-        if reason:
-            dropped[reason] += 1
-        else:
-            kept.append(s)
+    with tqdm(samples, desc="filters", unit="sample") as bar:
+        for seen, s in enumerate(bar, 1):
+            reason = _reason(s, cfg, refusals, verify)
+            if reason:
+                dropped[reason] += 1
+            else:
+                kept.append(s)
+            bar.set_postfix(kept=f"{len(kept)} ({len(kept) / seen:.0%})", refresh=False)
+    if cfg.reward_model is not None and kept:
+        scores = reward_scores(cfg.reward_model, [(s.prompt, s.answer) for s in kept])
+        passed = []
+        for s, score in zip(kept, scores, strict=True):
+            if score < cfg.reward_model.threshold:
+                dropped[f"reward model: below {cfg.reward_model.threshold:g}"] += 1
+            else:
+                s.provenance["reward_score"] = round(score, 4)
+                passed.append(s)
+        kept = passed
     if cfg.judge is not None and kept:
         scores = judge_scores(judge_ctx or ctx, cfg.judge, [(s.prompt, s.answer) for s in kept])
         passed = []
@@ -86,6 +100,28 @@ def _reason(s: Sample, cfg: FiltersConfig, refusals, verify) -> str | None:
         if not ok:
             return "verify said no"
     return None
+
+
+def reward_scores(cfg: RewardModelFilter, pairs: list[tuple[str, str]]) -> list[float]:
+    """The reward model's score of each (prompt, answer), the conversation rendered with the
+    model's own chat template (plain "prompt\nanswer" where it has none)."""
+    from tuneforge.rewards.reward_model import load_reward_model
+    from tuneforge.rewards.score import score_completions
+
+    model, tok = load_reward_model(cfg.model, "filters.reward_model")
+    texts = []
+    for prompt, answer in pairs:
+        if getattr(tok, "chat_template", None):
+            conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+            texts.append(tok.apply_chat_template(conv, tokenize=False))
+        else:
+            texts.append(f"{prompt}\n{answer}")
+    out: list[float] = []
+    for start in tqdm(range(0, len(texts), cfg.batch_size), desc="reward model", unit="batch"):
+        chunk = texts[start : start + cfg.batch_size]
+        total, _ = score_completions([model], [tok], [1.0], chunk, [""] * len(chunk), [[]] * len(chunk), {})
+        out += total.tolist()
+    return out
 
 
 def judge_scores(ctx: Context, judge: JudgeConfig, pairs: list[tuple[str, str]]) -> list[float | None]:

@@ -80,6 +80,7 @@ class Teacher:
             "temperature": temperature,
             "top_p": self.cfg.top_p,
             "seed": self.cfg.seed + ask.index,
+            **({"stop": list(self.cfg.stop)} if self.cfg.stop else {}),  # absent: older cache keys hold
         }
 
     def ask(self, asks: list[Ask], step: str) -> list[Reply]:
@@ -99,19 +100,25 @@ class Teacher:
             else:
                 todo.append((i, a, key))
         bar = tqdm(total=len(asks), initial=len(asks) - len(todo), desc=f"{step} ({self.name})", unit="call")
+        written = 0  # tokens the teacher wrote in this step so far, shown beside the call rate
+
+        def done(pairs) -> None:
+            nonlocal written
+            for i, reply in pairs:
+                replies[i] = reply
+                written += reply.completion_tokens
+            bar.update(len(pairs))
+            bar.set_postfix(tokens_out=written)
+
         if todo:
             if self.cfg.base_url:
                 with ThreadPoolExecutor(max_workers=self.cfg.concurrency) as pool:
                     for i, reply in pool.map(lambda t: (t[0], self._endpoint(t[1], t[2])), todo):
-                        replies[i] = reply
-                        bar.update(1)
-                        bar.set_postfix(tokens=self.usage.completion_tokens, refresh=False)
+                        done([(i, reply)])
             else:
                 for start in range(0, len(todo), self.cfg.batch_size):
                     chunk = todo[start : start + self.cfg.batch_size]
-                    for (i, _, _), reply in zip(chunk, self._local_batch(chunk), strict=True):
-                        replies[i] = reply
-                    bar.update(len(chunk))
+                    done([(c[0], r) for c, r in zip(chunk, self._local_batch(chunk), strict=True)])
         bar.close()
         self._count(step, replies)
         return replies  # type: ignore[return-value]
@@ -210,6 +217,7 @@ class Teacher:
             max_new_tokens=self.cfg.max_tokens,
             batch_size=self.cfg.batch_size,
             sampling=sampling,
+            stop_strings=self.cfg.stop,
         )
         tok, out, at = target.tokenizer, [], 0
         for _, ask, key in chunk:

@@ -1,6 +1,6 @@
 """Before/after answers: the base model answers `compare.prompts` before training, the trained
 model after; both are printed side by side and saved as compare.json and compare.md. Where a
-prompt has an `answer`, each side is scored with `tuneforge.eval.metrics.score` and the accuracy shown;
+prompt has an `answer`, each side is scored by `compare.metric` and the accuracy shown;
 rows with a `group` ("name", "maker", "knowledge" ...) are also scored per group, and a scored
 answer that was right before training and wrong after is listed as a regression, so a gain in what
 was trained is shown next to what it cost."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tuneforge.config.schema import CompareConfig
 from tuneforge.errors import DataError
-from tuneforge.eval.metrics import score
+from tuneforge.eval.metrics import matcher, score
 from tuneforge.inference.generate import generate_answers
 
 
@@ -53,8 +53,12 @@ def answer_all(
     )
 
 
-def report(rows: list[dict], before: list[str], after: list[str], run_dir: Path) -> dict:
-    """Print the comparison, write compare.json + compare.md, return the summary numbers."""
+def report(
+    rows: list[dict], before: list[str], after: list[str], run_dir: Path, cfg: CompareConfig | None = None
+) -> dict:
+    """Print the comparison, write compare.json + compare.md, return the summary numbers; answers
+    are scored by ``cfg.metric`` (auto: `tuneforge.eval.metrics.score`)."""
+    ok = matcher(cfg.metric, cfg.regex) if cfg else score
     scored = [r for r in rows if r.get("answer") is not None]
     summary: dict = {"prompts": len(rows)}
     items = []
@@ -63,8 +67,8 @@ def report(rows: list[dict], before: list[str], after: list[str], run_dir: Path)
         if row.get("answer") is not None:
             item.update(
                 answer=str(row["answer"]),
-                before_ok=score(b, str(row["answer"])),
-                after_ok=score(a, str(row["answer"])),
+                before_ok=ok(b, str(row["answer"])),
+                after_ok=ok(a, str(row["answer"])),
             )
         items.append(item)
     if scored:

@@ -96,9 +96,11 @@ def generate_answers(
     max_new_tokens: int = 64,
     batch_size: int = 8,
     sampling: Sampling = GREEDY,
+    stop_strings: tuple[str, ...] | list[str] = (),
 ) -> list[str]:
     """Answers for a list of conversations (each a list of {role, content}); greedy unless
-    ``sampling`` says otherwise."""
+    ``sampling`` says otherwise. An answer ends before the first of ``stop_strings`` it holds (as
+    OpenAI's ``stop``: the stop string is not returned)."""
     was_training = model.training
     model.eval()
     eos = stop_token_ids(tokenizer, stop_tokens)
@@ -120,10 +122,13 @@ def generate_answers(
                 max_new_tokens=max_new_tokens,
                 eos_token_id=eos,
                 pad_token_id=pad,
+                **({"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}),
                 **sampling.generate_kwargs(),
             )
         for row in out[:, longest:]:
-            answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            cut = min((i for i in (text.find(s) for s in stop_strings) if i >= 0), default=len(text))
+            answers.append(text[:cut].strip())
     if was_training:
         model.train()
     return answers

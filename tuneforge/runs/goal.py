@@ -8,9 +8,11 @@ artefact is there (the data generation's teacher calls are cached, the candidate
 2. **candidates**: the base train config with each grid combination, trained by the sweep's
    resumable candidate runner, every one answering the held-out checks before (the base model) and
    after training (``compare.prompts``);
-3. **report**: the leaderboard by held-out accuracy, the base's accuracy, the winner's answers
+3. **measure**: ``eval.tasks`` (exact-match sets, a judge rubric, benchmarks) on the base and on each
+   candidate, through `tuneforge eval`;
+4. **report**: the leaderboard by held-out accuracy, the base's accuracy, the winner's answers
    before and after, the data card, each step's time and the command that reproduces it;
-4. **ship**: the winner exported (merged HF folder or GGUF, each checked after writing).
+5. **ship**: the winner exported (merged HF folder or GGUF, each checked after writing).
 """
 
 from __future__ import annotations
@@ -49,12 +51,24 @@ class GoalData(Section):
 class GoalEval(Section):
     heldout: str | None = Field(
         None,
-        description="Held-out checks: JSON / JSONL rows of {prompt, answer, group?}, scored by `contains`.",
+        description="Held-out checks: JSON / JSONL rows of {prompt, answer, group?}, scored by `metric`.",
     )
     split: int = Field(
         0, ge=0, description="Without `heldout`: hold out this many generated rows as the checks."
     )
     max_new_tokens: int = Field(64, gt=0, description="Tokens of each answer to a check.")
+    metric: Literal["auto", "exact_match", "contains", "json_match", "regex"] = Field(
+        "auto",
+        description="How a check's answer is scored (compare.metric): auto (the last number for a numeric "
+        "answer, else contains), exact_match, contains, json_match (the whole reply is the answer's JSON), regex.",
+    )
+    regex: str | None = Field(None, description="metric: regex: the pattern (its first group is the answer).")
+    tasks: list[str] = Field(
+        default_factory=list,
+        description="More measures, as `tuneforge eval --tasks` takes them (task YAML files: generate with "
+        "exact_match, a judge rubric, choice; or a built-in benchmark such as mmlu=DIR), run on the base "
+        "and on every candidate; the report shows them beside the held-out accuracy.",
+    )
 
 
 class GoalShip(Section):
@@ -90,6 +104,10 @@ def load_goal(path: str, overrides: list[str] = ()) -> GoalConfig:
         raise ConfigError(
             f"{path}: eval: give heldout (a file of checks) or split (generated rows to hold out)"
         )
+    if cfg.eval.metric == "regex" and not cfg.eval.regex:
+        raise ConfigError(
+            f"{path}: eval.metric regex needs eval.regex: PATTERN (its first group is the answer)"
+        )
     if cfg.eval.split and not cfg.data.recipe:
         raise ConfigError(f"{path}: eval.split holds out generated rows; with data.path give eval.heldout")
     return cfg
@@ -106,6 +124,10 @@ def run_goal(cfg: GoalConfig, source: str, echo=print) -> dict:
     base = _base_config(cfg, out, train_file, heldout)
     result = _candidates(cfg, out, base, steps, echo)
     steps["candidates"]["seconds"] = round(time.time() - t, 1)
+    if cfg.eval.tasks:
+        t = time.time()
+        _measure(cfg, result["rows"], steps, echo)
+        steps["measure"]["seconds"] = round(time.time() - t, 1)
     best = result["best"]
     shipped = None
     if best and cfg.ship.export != "none":
@@ -175,7 +197,12 @@ def _base_config(cfg: GoalConfig, out: Path, train_file: str, heldout: str) -> P
     base = json.loads(json.dumps(cfg.base))  # a deep copy
     fmt = cfg.data.format or ("alpaca" if cfg.data.recipe else None)
     base.setdefault("data", {})["datasets"] = [{"path": train_file, **({"format": fmt} if fmt else {})}]
-    base.setdefault("compare", {}).update(prompts=heldout, max_new_tokens=cfg.eval.max_new_tokens)
+    base.setdefault("compare", {}).update(
+        prompts=heldout,
+        max_new_tokens=cfg.eval.max_new_tokens,
+        metric=cfg.eval.metric,
+        **({"regex": cfg.eval.regex} if cfg.eval.regex else {}),
+    )
     base.setdefault("output", {})["dir"] = str(out / "candidates" / "base")
     path = out / "train.yaml"
     path.write_text(f"# tuneforge train {path}\n" + yaml.safe_dump(base, sort_keys=False), encoding="utf-8")
@@ -204,6 +231,52 @@ def _candidates(cfg: GoalConfig, out: Path, base: Path, steps: dict, echo) -> di
         )
     }
     return sweep(base, grid, folder, metric="after_accuracy", minimize=False, echo=echo)
+
+
+def _measure(cfg: GoalConfig, rows: list[dict], steps: dict, echo) -> None:
+    """eval.tasks on every trained candidate (`tuneforge eval RUN --tasks ...`, its report in the
+    run's eval/ folder), the base model measured once with the first; a candidate already measured
+    is read back. Each row gets ``tasks``: {side: {task/metric: value}}."""
+    from tuneforge.eval.runner import evaluate, resolve_tasks
+
+    tasks = resolve_tasks(cfg.eval.tasks, {})
+    steps["measure"] = {
+        "command": " && ".join(
+            shlex.join(
+                [
+                    "tuneforge",
+                    "eval",
+                    r["run_dir"],
+                    "--tasks",
+                    *cfg.eval.tasks,
+                    *([] if i == 0 else ["--no-base"]),
+                ]
+            )
+            for i, r in enumerate(rows)
+            if r.get("status") != "failed"
+        )
+    }
+    first = True
+    for row in rows:
+        if row.get("status") == "failed":
+            continue
+        folder = Path(row["run_dir"]) / "eval"
+        done = folder / "eval.json"
+        if done.is_file():
+            summary = json.loads(done.read_text(encoding="utf-8"))
+        else:
+            echo(f"goal: measuring {row['name']} on {', '.join(cfg.eval.tasks)}")
+            summary = evaluate(row["run_dir"], tasks, folder, with_base=first)
+        first = False
+        row["tasks"] = {
+            side: {
+                f"{key}/{m}": v
+                for key, task in summary["tasks"].items()
+                for m, v in task["sides"].get(side, {}).get("metrics", {}).items()
+                if isinstance(v, int | float)
+            }
+            for side in summary["sides"]
+        }
 
 
 def _ship(cfg: GoalConfig, run_dir: Path, out: Path, steps: dict, echo) -> dict:
@@ -240,16 +313,25 @@ def _report(cfg, source, out: Path, result: dict, data_stats, steps: dict, shipp
         f"From `{source}`; every step below is a plain tuneforge command.",
         "",
     ]
+    measures = sorted({k for r in rows for side in r.get("tasks", {}).values() for k in side})
+    base_measures = next((r["tasks"]["before"] for r in rows if "before" in r.get("tasks", {})), {})
     lines += [
-        "## Held-out accuracy",
+        f"## Held-out accuracy ({cfg.eval.metric})",
         "",
-        "| candidate | held-out accuracy | train loss | wall s |",
-        "|---|---|---|---|",
+        "| candidate | held-out accuracy | " + "".join(f"{m} | " for m in measures) + "train loss | wall s |",
+        "|---|---|" + "---|" * len(measures) + "---|---|",
     ]
-    lines.append(f"| base model (before training) | {_pct(base_acc)} | | |")
+    lines.append(
+        f"| base model (before training) | {_pct(base_acc)} | "
+        + "".join(f"{_num(base_measures.get(m))} | " for m in measures)
+        + " | |"
+    )
     for r in rows:
+        after = r.get("tasks", {}).get("after", {})
         lines.append(
-            f"| {r['name']} | {_pct(metric_value(r, 'after_accuracy'))} | {_num(metric_value(r, 'train_loss'))} | {_num(r.get('wall_s'))} |"
+            f"| {r['name']} | {_pct(metric_value(r, 'after_accuracy'))} | "
+            + "".join(f"{_num(after.get(m))} | " for m in measures)
+            + f"{_num(metric_value(r, 'train_loss'))} | {_num(r.get('wall_s'))} |"
         )
     best = result["best"]
     if best:
@@ -290,11 +372,13 @@ def _report(cfg, source, out: Path, result: dict, data_stats, steps: dict, shipp
                 "steps": steps,
                 "best": best and best["name"],
                 "base_accuracy": base_acc,
+                "base_tasks": base_measures or None,
                 "shipped": shipped,
                 "rows": [
                     {
                         "name": r["name"],
                         "after_accuracy": metric_value(r, "after_accuracy"),
+                        "tasks": r.get("tasks"),
                         "run_dir": r["run_dir"],
                     }
                     for r in rows

@@ -4,7 +4,8 @@ handed to transformers' TrainingArguments (which hands them to accelerate):
 - ``ddp``: replicas, gradients all-reduced (NCCL on GPUs, gloo on CPUs); nothing to configure.
 - ``fsdp2``: torch's fully_shard over each decoder layer (the model's ``_no_split_modules``),
   full state dict on save so the run folder holds one normal checkpoint; ``scale.offload``
-  keeps parameters and gradients in CPU memory.
+  keeps parameters and gradients in CPU memory. GPUs only: refused over several CPU processes,
+  where accelerate would silently run DDP instead.
 - ``zero2`` / ``zero3``: DeepSpeed ZeRO (optimizer state + gradients, plus parameters for 3),
   ``scale.offload`` moving optimizer state (and zero3 parameters) to CPU. Sizes are "auto",
   filled in by transformers from TrainingArguments, so batch and accumulation have one source.
@@ -64,8 +65,23 @@ def fsdp2_config(offload: bool, gradient_checkpointing: bool) -> dict:
     }
 
 
+def check_engine(scale_cfg, processes: int) -> None:
+    """Refuse an engine that would not run as configured: accelerate wraps the model in DDP instead
+    of FSDP when there is no GPU, so fsdp2 over several CPU processes would replicate, not shard."""
+    import torch
+
+    if scale_cfg.engine == "fsdp2" and processes > 1 and not torch.cuda.is_available():
+        raise ConfigError(
+            "scale.engine=fsdp2 needs GPUs: on CPU accelerate runs DDP instead of sharding; "
+            "use scale.engine=ddp here (or zero2 / zero3 with DeepSpeed)"
+        )
+
+
 def engine_training_arguments(scale_cfg, gradient_checkpointing: bool, run_dir: Path) -> dict:
     """The TrainingArguments entries for ``scale.engine`` (empty for ddp)."""
+    import os
+
+    check_engine(scale_cfg, int(os.environ.get("WORLD_SIZE", "1")))
     name, offload = scale_cfg.engine, scale_cfg.offload
     if name == "ddp":
         if offload:

@@ -53,6 +53,9 @@ def save(p: Prepared, trainer, metrics: dict) -> Path:
         },
         "parameters": {"trainable": trainable, "total": total},
         "cpu_threads": torch.get_num_threads(),  # PyTorch's, as tuneforge.threads chose them
+        # the processes that trained (a multi-process test asserts it: a rank that ran alone says 1)
+        "world_size": trainer.args.world_size,
+        "engine": cfg.scale.engine,
         "metrics": metrics,
         "best_checkpoint": during.best_checkpoint(trainer),
         "config": cfg.model_dump(mode="json"),
@@ -63,7 +66,7 @@ def save(p: Prepared, trainer, metrics: dict) -> Path:
         after = answer_all(
             trainer.model, p.tokenizer, p.compare_rows, cfg.compare, p.chat_template, p.stop_tokens
         )
-        manifest["compare"] = report(p.compare_rows, p.answers_before, after, p.run_dir)
+        manifest["compare"] = report(p.compare_rows, p.answers_before, after, p.run_dir, cfg.compare)
     if cfg.output.plot_loss:
         from tuneforge.eval.plots import plot_loss
         from tuneforge.training.metrics_log import read_metrics

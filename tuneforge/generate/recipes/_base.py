@@ -21,6 +21,18 @@ class RecipeConfig(BaseModel):
     limit: int | None = Field(None, gt=0, description="At most this many samples before filtering.")
 
 
+class AnsweredConfig(BaseModel):
+    """A recipe whose requests the teacher then answers (`Context.answer`)."""
+
+    answers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Answers asked per request (at the teacher's temperature): with filters.verify or a "
+        "judge, those that pass are kept and repeats dropped by dedup (rejection sampling).",
+    )
+
+
 class PromptsConfig(RecipeConfig):
     """A recipe that starts from prompts given inline or in a file."""
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.generate.recipes._base import PromptsConfig
+from tuneforge.generate.recipes._base import AnsweredConfig, PromptsConfig
 
 DESCRIPTION = "prompts evolved by Evol-Instruct's deepening and broadening operators, then answered"
 OPERATORS = {
@@ -31,7 +31,7 @@ SCHEMA = {
 }
 
 
-class Config(PromptsConfig):
+class Config(PromptsConfig, AnsweredConfig):
     name: Literal["evol"] = "evol"
     rounds: int = Field(1, ge=1, le=10, description="Rounds of evolution.")
     operators: list[Literal["constraints", "deepen", "concretize", "reasoning", "breadth"]] = Field(
@@ -63,4 +63,6 @@ def run(cfg: Config, ctx) -> list:
             kept += [(p, f"{o}, round {round_ + 1}") for p, o in zip(nxt, nxt_ops, strict=True)]
         current = nxt
     kept = kept[: cfg.limit]
-    return ctx.answer([p for p, _ in kept], "answer", cfg.answer_prompt, [{"evolved_by": o} for _, o in kept])
+    return ctx.answer(
+        [p for p, _ in kept], "answer", cfg.answer_prompt, [{"evolved_by": o} for _, o in kept], n=cfg.answers
+    )

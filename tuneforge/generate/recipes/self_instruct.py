@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.generate.recipes._base import RecipeConfig
+from tuneforge.generate.recipes._base import AnsweredConfig, RecipeConfig
 
 DESCRIPTION = "new requests from a few seed examples at a time, over rounds (Self-Instruct), then answered"
 PROMPT = (
@@ -24,7 +24,7 @@ SCHEMA = {
 }
 
 
-class Config(RecipeConfig):
+class Config(RecipeConfig, AnsweredConfig):
     name: Literal["self_instruct"] = "self_instruct"
     seeds: list[str] | str = Field(description="Seed requests: a list, or a JSON / JSONL file.")
     column: str = Field("prompt", description="The seed file's column.")
@@ -57,4 +57,4 @@ def run(cfg: Config, ctx) -> list:
         ctx.stats["self_instruct: too close to the pool"] += len(candidates) - len(added)
         pool += added
         new += added
-    return ctx.answer(new[: cfg.limit], "answer", cfg.answer_prompt)
+    return ctx.answer(new[: cfg.limit], "answer", cfg.answer_prompt, n=cfg.answers)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tuneforge.generate.recipes._base import RecipeConfig
+from tuneforge.generate.recipes._base import AnsweredConfig, RecipeConfig
 
 DESCRIPTION = "requests per topic (a list, or a tree the teacher expands), then answered"
 SUBTOPICS_PROMPT = (
@@ -23,7 +23,7 @@ QUESTIONS_PROMPT = (
 SCHEMA = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
 
 
-class Config(RecipeConfig):
+class Config(RecipeConfig, AnsweredConfig):
     name: Literal["topics"] = "topics"
     goal: str = Field(description="What the model should learn to do, in a sentence.")
     topics: list[str] = Field(default_factory=list, description="The topics; none: the goal is the root.")
@@ -53,4 +53,4 @@ def run(cfg: Config, ctx) -> list:
             where.append({"topic": " > ".join(path)})
     if cfg.limit:
         prompts, where = prompts[: cfg.limit], where[: cfg.limit]
-    return ctx.answer(prompts, "answer", cfg.answer_prompt, where)
+    return ctx.answer(prompts, "answer", cfg.answer_prompt, where, n=cfg.answers)
