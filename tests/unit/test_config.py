@@ -35,8 +35,10 @@ NOT_CONFIGS = {
     # `tuneforge data generate` recipes (tests/unit/test_generate_config.py parses them)
     "generate/respond_smollm2.yaml": None,
     "generate/topics_endpoint.yaml": None,
-    # a `tuneforge goal` file (tests/unit/test_generate_config.py parses it)
+    # `tuneforge goal` files and the goal's recipe (tests/unit/test_generate_config.py parses them)
     "goal/units.yaml": None,
+    "goal/extract.yaml": None,
+    "goal/extract_recipe.yaml": None,
 }
 EXAMPLES = sorted(p for p in EXAMPLES_DIR.rglob("*.yaml") if _rel(p) not in NOT_CONFIGS)
 

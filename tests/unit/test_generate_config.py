@@ -18,12 +18,14 @@ from tuneforge.generate.run import load_recipe
 from tuneforge.generate.teacher import Ask, Teacher
 
 ROOT = Path(__file__).parents[2]
-RECIPE_FILES = sorted((ROOT / "examples" / "generate").glob("*.yaml"))
+RECIPE_FILES = sorted((ROOT / "examples" / "generate").glob("*.yaml")) + [
+    ROOT / "examples" / "goal" / "extract_recipe.yaml"
+]
 
 
 @pytest.mark.parametrize("path", RECIPE_FILES, ids=[p.name for p in RECIPE_FILES])
 def test_example_recipes_parse_and_start_with_their_command(path):
-    assert path.read_text().startswith(f"# tuneforge data generate examples/generate/{path.name}")
+    assert path.read_text().startswith(f"# tuneforge data generate examples/{path.parent.name}/{path.name}")
     cfg = load_recipe(str(path))
     assert cfg.recipe.name in RECIPES.names()
 
@@ -39,6 +41,20 @@ def test_the_example_goal_parses_and_its_base_config_validates(tmp_path):
     base = _base_config(goal, tmp_path, "train.jsonl", "heldout.jsonl")
     cfg = load_config(base)
     assert cfg.compare.prompts == "heldout.jsonl" and cfg.data.datasets[0].format == "alpaca"
+
+
+def test_the_extraction_goal_parses_and_scores_by_json_match(tmp_path):
+    from tuneforge.config.load import load_config
+    from tuneforge.runs.goal import _base_config, load_goal
+
+    path = ROOT / "examples" / "goal" / "extract.yaml"
+    assert path.read_text().startswith("# tuneforge goal examples/goal/extract.yaml")
+    goal = load_goal(str(path))
+    assert len(goal.candidates["train.learning_rate"]) == 3
+    cfg = load_config(_base_config(goal, tmp_path, "train.jsonl", "heldout.jsonl"))
+    assert cfg.compare.metric == "json_match"
+    recipe = load_recipe(goal.data.recipe)
+    assert recipe.recipe.answers == 3 and recipe.teacher.stop == ["\n\n"] and recipe.filters.verify
 
 
 def test_every_recipe_has_an_example_or_a_test():
