@@ -108,6 +108,12 @@ def test_a_goal_without_checks_or_data_is_refused(tmp_path, capsys):
     )
     code, _, err = run_cli(capsys, "goal", str(tmp_path / "goal.yaml"))
     assert code == 2 and "give either recipe" in err
+    regex = {"heldout": "h.jsonl", "metric": "regex"}
+    (tmp_path / "goal.yaml").write_text(
+        yaml.safe_dump({"goal": {"description": "x"}, "base": {}, "data": {"path": "d.json"}, "eval": regex})
+    )
+    code, _, err = run_cli(capsys, "goal", str(tmp_path / "goal.yaml"))
+    assert code == 2 and "eval.metric regex needs eval.regex" in err
     (tmp_path / "goal.yaml").write_text(yaml.safe_dump({"goal": {"descripton": "x"}, "base": {}, "data": {}}))
     code, _, err = run_cli(capsys, "goal", str(tmp_path / "goal.yaml"))
     assert code == 2 and "did you mean goal.description" in err

@@ -10,14 +10,8 @@ import yaml
 
 from tuneforge.config.load import validate
 from tuneforge.config.train import TrainConfig
-from tuneforge.ui.form import (
-    FormField,
-    apply_errors,
-    errors_by_field,
-    form_sections,
-    form_values,
-    raw_from_form,
-)
+from tuneforge.ui.form import FormField, form_sections, form_values, raw_from_form
+from tuneforge.ui.form_errors import apply_errors, errors_by_field
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = {"model": {"name_or_path": "m"}, "data": {"datasets": [{"path": "x.json"}]}}

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from tuneforge.config.deprecations import CONFIG_VERSION
 from tuneforge.config.train import ScaleConfig, Section, SpeedConfig, TrainConfig
+from tuneforge.eval.metrics import Match
 from tuneforge.eval.tasks import TASKS
 from tuneforge.methods import METHODS
 from tuneforge.stages import STAGES
@@ -157,7 +158,7 @@ class CompareConfig(Section):
     )
     max_new_tokens: int = Field(64, gt=0, description="Tokens generated per answer.")
     system: str | None = Field(None, description="System message put before each prompt.")
-    metric: Literal["auto", "exact_match", "contains", "json_match", "regex"] = Field(
+    metric: Match = Field(
         "auto",
         description="How an answer is scored: auto (the last number for a numeric answer, else contains), "
         "exact_match, contains, json_match (the whole reply is JSON equal to the answer's), regex.",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
 # A number: optional sign (a minus counts only when it does not directly follow a word character or a
 # dot, so "10-5" reads as 10 and 5, not 10 and -5), then either thousands groups ("1,234,567") or plain
@@ -98,7 +99,7 @@ def json_match(prediction: str, answer: str) -> bool:
         return False
 
 
-MATCHES = ("auto", "exact_match", "contains", "json_match", "regex")
+Match = Literal["auto", "exact_match", "contains", "json_match", "regex"]  # what compare.metric names
 
 
 def matcher(metric: str, pattern: str | None = None):

@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuneforge.errors import ConfigError
+from tuneforge.eval.metrics import Match
 
 
 class Section(BaseModel):
@@ -57,7 +58,7 @@ class GoalEval(Section):
         0, ge=0, description="Without `heldout`: hold out this many generated rows as the checks."
     )
     max_new_tokens: int = Field(64, gt=0, description="Tokens of each answer to a check.")
-    metric: Literal["auto", "exact_match", "contains", "json_match", "regex"] = Field(
+    metric: Match = Field(
         "auto",
         description="How a check's answer is scored (compare.metric): auto (the last number for a numeric "
         "answer, else contains), exact_match, contains, json_match (the whole reply is the answer's JSON), regex.",
@@ -96,6 +97,7 @@ class GoalConfig(Section):
 def load_goal(path: str, overrides: list[str] = ()) -> GoalConfig:
     from tuneforge.config.load import validate_as
     from tuneforge.config.raw import read_raw
+    from tuneforge.config.schema import CompareConfig
 
     cfg = validate_as(GoalConfig, read_raw(path, list(overrides)), path)
     if bool(cfg.data.recipe) == bool(cfg.data.path):
@@ -104,10 +106,11 @@ def load_goal(path: str, overrides: list[str] = ()) -> GoalConfig:
         raise ConfigError(
             f"{path}: eval: give heldout (a file of checks) or split (generated rows to hold out)"
         )
-    if cfg.eval.metric == "regex" and not cfg.eval.regex:
-        raise ConfigError(
-            f"{path}: eval.metric regex needs eval.regex: PATTERN (its first group is the answer)"
-        )
+    try:  # the candidates' compare section, checked now rather than when the first one trains
+        CompareConfig(metric=cfg.eval.metric, regex=cfg.eval.regex)
+    except ValueError as e:
+        message = e.errors()[0]["msg"].removeprefix("Value error, ").replace("compare.", "eval.")
+        raise ConfigError(f"{path}: {message}") from None
     if cfg.eval.split and not cfg.data.recipe:
         raise ConfigError(f"{path}: eval.split holds out generated rows; with data.path give eval.heldout")
     return cfg

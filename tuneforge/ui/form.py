@@ -5,9 +5,8 @@ dotted key a ``key=value`` override uses (``train.learning_rate``, ``method.r``)
 ``method`` and ``stage`` are tagged unions: their section starts with a ``method.name`` choice and
 holds the fields of the selected choice only. Lists, dicts, lists of models (``data.datasets``,
 ``eval.tasks``) and mixed types are edited as YAML text. `raw_from_form` turns what the page sends
-back into the raw config to write as the run's YAML (defaults left out), and `errors_by_field`
-validates it exactly as the CLI does (`tuneforge.config.load`: renamed keys mapped first, the same
-one-line messages) and puts each message by the input it is about.
+back into the raw config to write as the run's YAML (defaults left out); `tuneforge.ui.form_errors`
+validates it as the CLI does and puts each message by its input.
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from tuneforge.config.deprecations import upgrade
-from tuneforge.config.load import _describe, _is_union_tag
 from tuneforge.config.reference import _is_list, _models
 from tuneforge.config.schema import Config
 from tuneforge.errors import ConfigError
@@ -31,8 +29,6 @@ from tuneforge.errors import ConfigError
 __all__ = [
     "FormField",
     "FormSection",
-    "apply_errors",
-    "errors_by_field",
     "form_sections",
     "form_values",
     "raw_from_form",
@@ -51,7 +47,7 @@ class FormField:
     help: str  # the field's description
     choices: list[str]  # for "choice" and "bool": the texts to pick from ("" first where None is allowed)
     required: bool
-    error: str | None = None  # set by apply_errors
+    error: str | None = None  # set by tuneforge.ui.form_errors.apply_errors
 
 
 @dataclass
@@ -122,43 +118,6 @@ def raw_from_form(form: dict[str, str]) -> dict:
         if key not in known:
             _put(out, key, _loose(text))
     return out
-
-
-def errors_by_field(raw: dict, source: str = "form") -> tuple[Config | None, dict[str, str], list[str]]:
-    """Validate ``raw`` as the CLI does: ``(config, {}, [])``, or ``(None, {dotted key: message},
-    [messages for no one input])``, the messages being the CLI's own one-liners. An error inside a
-    list item (``data.datasets.0.path``) goes to the list's input; an unknown key, a renamed or
-    removed key, or a check across several fields goes to the general list."""
-    try:
-        upgraded = upgrade(copy.deepcopy(raw), source, quiet=True)
-    except ConfigError as e:
-        return None, {}, [_strip_source(str(e), source)]
-    layout = _layout(upgraded)
-    keys = {spec.key for _, _, specs in layout for spec in specs}
-    for spec in (s for _, _, specs in layout for s in specs if s.required and "." in s.key):
-        if isinstance(upgraded, dict) and spec.key.split(".")[0] not in upgraded:
-            upgraded[spec.key.split(".")[0]] = {}  # "model.name_or_path is required", not "model is ..."
-    try:
-        return Config.model_validate(upgraded), {}, []
-    except ValidationError as e:
-        errors = e.errors()
-    by_field: dict[str, str] = {}
-    general: list[str] = []
-    for err in errors:
-        message = _describe(err, upgraded)
-        key = _field_for(err, keys)
-        if key is None:
-            general.append(message)
-        else:
-            by_field[key] = f"{by_field[key]}; {message}" if key in by_field else message
-    return None, by_field, general
-
-
-def apply_errors(sections: list[FormSection], errors: dict[str, str]) -> None:
-    """Set each field's ``error`` from `errors_by_field`'s dict (``None`` where it has none)."""
-    for section in sections:
-        for f in section.fields:
-            f.error = errors.get(f.key)
 
 
 # --- the schema's layout ------------------------------------------------------------------------
@@ -393,7 +352,7 @@ def _upgraded(raw: dict) -> dict:
     try:
         return upgrade(copy.deepcopy(raw), "form", quiet=True)
     except ConfigError:
-        return copy.deepcopy(raw)  # errors_by_field reports it
+        return copy.deepcopy(raw)  # form_errors.errors_by_field reports it
 
 
 def _lookup(node: Any, path: list[str]) -> tuple[bool, Any]:
@@ -420,21 +379,3 @@ def _put(out: dict, key: str, value: Any, *, merge: bool = False) -> None:
         node[parts[-1]].update(value)
     else:
         node[parts[-1]] = value
-
-
-def _field_for(err: dict, keys: set[str]) -> str | None:
-    """The form input a pydantic error belongs to: its location without union tags, or the
-    longest prefix of it that is an input (a list item's error goes to the list); None for none."""
-    parts = [str(p) for p in err["loc"] if not _is_union_tag(p)]
-    if err["type"] in ("union_tag_invalid", "union_tag_not_found") and ".".join([*parts, "name"]) in keys:
-        return ".".join([*parts, "name"])
-    for end in range(len(parts), 0, -1):
-        key = ".".join(parts[:end])
-        if key in keys:
-            return key
-    return None
-
-
-def _strip_source(message: str, source: str) -> str:
-    prefix = f"{source}: "
-    return message[len(prefix) :] if message.startswith(prefix) else message

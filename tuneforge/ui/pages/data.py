@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.ui import form as schema_form
+from tuneforge.ui import form_errors
 from tuneforge.ui.paths import data_files
 from tuneforge.ui.posted import posted
 
@@ -28,7 +29,7 @@ def routes(ui) -> list[Route]:
         values = await posted(request)
         samples = values.pop("samples", "") or str(SAMPLES)  # the page's own field, not a config key
         raw = schema_form.raw_from_form(values)
-        cfg, errors, general = schema_form.errors_by_field(raw)
+        cfg, errors, general = form_errors.errors_by_field(raw)
         view, problem = None, None
         if cfg is None:
             problem = "; ".join(general + list(errors.values()))

@@ -17,7 +17,7 @@ from tuneforge.artifacts.folder import is_run_folder, running_holder
 from tuneforge.config.raw import read_raw
 from tuneforge.errors import ConfigError
 from tuneforge.ui import form as schema_form
-from tuneforge.ui import jobs
+from tuneforge.ui import form_errors, jobs
 from tuneforge.ui.paths import PathRefused, inside
 from tuneforge.ui.posted import posted
 
@@ -36,14 +36,14 @@ def routes(ui) -> list[Route]:
 
     async def preview(request: Request):
         raw = schema_form.raw_from_form(await posted(request))
-        _, errors, general = schema_form.errors_by_field(raw)
+        _, errors, general = form_errors.errors_by_field(raw)
         general += _place_problems(ui, raw)
         return ui.render(request, "new_preview.html", **_preview(ui, raw), errors=errors, general=general)
 
     async def start(request: Request):
         values = await posted(request)
         raw = schema_form.raw_from_form(values)
-        cfg, errors, general = schema_form.errors_by_field(raw)
+        cfg, errors, general = form_errors.errors_by_field(raw)
         general += _place_problems(ui, raw)
         if cfg is None or errors or general:
             return _render(ui, request, raw, errors=errors, general=general, status_code=422)
@@ -148,7 +148,7 @@ def _place_problems(ui, raw: dict) -> list[str]:
 def _render(ui, request, raw: dict, source: str = "", errors=None, general=None, status_code: int = 200):
     sections = schema_form.form_sections(raw)
     if errors:
-        schema_form.apply_errors(sections, errors)
+        form_errors.apply_errors(sections, errors)
     return ui.render(
         request,
         "new.html",
